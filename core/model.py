@@ -1,0 +1,379 @@
+"""The model bundle every DragKit method runs on, and the ways to build one.
+
+A :class:`DragModel` holds a diffusers ``UNet2DConditionModel``, the DDIM schedule, the latent
+scale factor and a device/dtype policy: half-precision weights on a GPU, float32 on the CPU, and
+latents always float32 (they are what drag methods optimise). Optionally it carries a VAE (for use
+outside ComfyUI), a default prompt embedding (the embedded toy model has no text encoder) and the
+drag settings recommended for the model.
+
+Bundles are cheap views: :meth:`DragModel.with_adapter` returns a new bundle over the same UNet
+that activates a named peft LoRA adapter while it runs, so the input bundle keeps behaving exactly
+as before (ComfyUI caches node outputs and may hand the same object to other nodes).
+
+Three sources, all offline:
+
+- a diffusers folder (``unet/``, optional ``vae/``, ``scheduler/``, ``conditioning.safetensors``,
+  ``dragkit.json``): :func:`load_diffusers_folder`;
+- a single-file SD1.5 checkpoint in LDM format: :func:`load_single_file`;
+- an LDM-format UNet state dict, e.g. from a ComfyUI MODEL: :func:`from_ldm_state_dict`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.loaders import single_file_utils
+from safetensors.torch import load_file
+
+from .errors import DragKitInputError, DragKitModelError, check_finite, check_shape
+from .schedule import SD15_DDIM_CONFIG, make_ddim
+from .sd15 import LDM_UNET_PREFIX, LDM_VAE_PREFIX, SD15_LATENT_SCALE, SD15_LDM_CONFIG
+
+logger = logging.getLogger(__name__)
+
+TOY_MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "toy_model"
+SETTINGS_FILE = "dragkit.json"
+CONDITIONING_FILE = "conditioning.safetensors"
+
+
+def default_dtype(device: torch.device | str) -> torch.dtype:
+    """Weights in float16 on a GPU (memory, speed), float32 on the CPU (fp16 matmuls are slow there)."""
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
+@dataclasses.dataclass(eq=False)
+class DragModel:
+    """A UNet with everything needed to invert, drag and sample with it.
+
+    Attributes:
+        unet: diffusers UNet predicting epsilon; it is never modified by DragKit except for
+            added (named, inactive by default) LoRA adapters and temporary attention processors.
+        latent_scale: factor from ComfyUI's unscaled LATENT to the UNet's latent space
+            (0.18215 for SD1.5).
+        scheduler_config: DDIM scheduler config (:data:`~.schedule.SD15_DDIM_CONFIG` for SD1.5).
+        vae: optional ``AutoencoderKL``; ComfyUI graphs use their own VAE nodes instead.
+        default_embeds: optional ``(1, L, D)`` prompt embedding used when no conditioning is given.
+        settings: drag settings recommended for this model (e.g. ``feature_layers``, ``lam``).
+        adapter: name of the peft adapter this bundle activates while it runs; ``None`` = base.
+        name: a label for logs and errors.
+    """
+
+    unet: UNet2DConditionModel
+    latent_scale: float = SD15_LATENT_SCALE
+    scheduler_config: dict = dataclasses.field(default_factory=lambda: dict(SD15_DDIM_CONFIG))
+    vae: AutoencoderKL | None = None
+    default_embeds: torch.Tensor | None = None
+    settings: dict = dataclasses.field(default_factory=dict)
+    adapter: str | None = None
+    name: str = "model"
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The UNet's compute dtype (latents stay float32)."""
+        return next(self.unet.parameters()).dtype
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def cross_attention_dim(self) -> int:
+        return int(self.unet.config.cross_attention_dim)
+
+    @property
+    def vae_scale(self) -> int:
+        """Image pixels per latent pixel (8 for SD1.5)."""
+        if self.vae is not None:
+            return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return int(self.settings.get("vae_scale", 8))
+
+    # ------------------------------------------------------------------------------- variants
+    def with_adapter(self, adapter: str | None) -> "DragModel":
+        """A new bundle over the same UNet that runs with peft adapter ``adapter`` active."""
+        return dataclasses.replace(self, adapter=adapter)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "DragModel":
+        """Move the weights (in place: bundles share one UNet) following the dtype policy."""
+        dtype = dtype or default_dtype(device)
+        self.unet.to(device=device, dtype=dtype)
+        if self.vae is not None:
+            # The SD VAE overflows in fp16 on some images; keep it float32.
+            self.vae.to(device=device, dtype=torch.float32)
+        return self
+
+    def scheduler(self, num_steps: int):
+        return make_ddim(self.scheduler_config, num_steps)
+
+    # --------------------------------------------------------------------------------- checks
+    def check_latent(self, latent: torch.Tensor, name: str = "latent") -> None:
+        """A latent must be (B, C, h, w) with the UNet's channel count and finite values."""
+        check_shape(latent, "B C H W", name)
+        if latent.shape[1] != self.latent_channels:
+            raise DragKitInputError(
+                f"`{name}` has {latent.shape[1]} channels but the model `{self.name}` expects "
+                f"{self.latent_channels}; encode the image with this model's VAE (SD1.5 latents have 4)."
+            )
+        check_finite(latent, name)
+
+    def prompt_embeds(self, embeds: torch.Tensor | None, batch: int = 1) -> torch.Tensor:
+        """Validate a ``(1 or B, L, D)`` prompt embedding, or fall back on the model's default.
+
+        Returns:
+            ``(batch, L, D)`` on the model's device and dtype.
+        """
+        if embeds is None:
+            if self.default_embeds is None:
+                raise DragKitInputError(
+                    f"The model `{self.name}` needs a prompt: connect a CONDITIONING "
+                    "(CLIP Text Encode; an empty prompt is fine)."
+                )
+            embeds = self.default_embeds
+        check_shape(embeds, "B L D", "conditioning")
+        if embeds.shape[-1] != self.cross_attention_dim:
+            raise DragKitInputError(
+                f"`conditioning` has width {embeds.shape[-1]} but the model `{self.name}` expects "
+                f"{self.cross_attention_dim}; encode the prompt with this model's CLIP (SD1.5: 768)."
+            )
+        if embeds.shape[0] not in (1, batch):
+            raise DragKitInputError(
+                f"`conditioning` has batch {embeds.shape[0]} but the latent has batch {batch}; use one prompt."
+            )
+        return embeds.to(self.device, self.dtype).expand(batch, -1, -1)
+
+    # -------------------------------------------------------------------------------- running
+    @contextlib.contextmanager
+    def active(self) -> Iterator[UNet2DConditionModel]:
+        """The UNet with this bundle's adapter (or none) active; the previous state comes back after."""
+        peft_config = getattr(self.unet, "peft_config", None)
+        if not peft_config:
+            if self.adapter is not None:
+                raise DragKitInputError(f"Adapter `{self.adapter}` is not loaded in the model `{self.name}`.")
+            yield self.unet
+            return
+        if self.adapter is not None and self.adapter not in peft_config:
+            raise DragKitInputError(f"Adapter `{self.adapter}` is not loaded in the model `{self.name}`.")
+        try:
+            if self.adapter is None:
+                self.unet.disable_adapters()
+            else:
+                self.unet.enable_adapters()
+                self.unet.set_adapter(self.adapter)
+            yield self.unet
+        finally:
+            # Bundles without an adapter are the common case; leave the UNet in that state.
+            self.unet.disable_adapters()
+
+    def predict_noise(self, latent: torch.Tensor, timestep: int, embeds: torch.Tensor) -> torch.Tensor:
+        """Epsilon prediction ``(B, C, h, w)`` in float32 for a float32 latent at DDPM ``timestep``."""
+        with self.active() as unet:
+            eps = unet(latent.to(self.dtype), timestep, encoder_hidden_states=embeds).sample
+        return eps.float()
+
+    # ------------------------------------------------------------------------------------ VAE
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` image in [0, 1] -> ``(B, C, H/s, W/s)`` scaled latent (posterior mean)."""
+        vae = self._require_vae()
+        check_shape(image, "B 3 H W", "image")
+        height, width = image.shape[-2:]
+        if height % self.vae_scale or width % self.vae_scale:
+            raise DragKitInputError(
+                f"`image` is {width}x{height}; both sides must be multiples of {self.vae_scale} for this "
+                f"model's VAE: resize or crop it (e.g. to {width // self.vae_scale * self.vae_scale}x"
+                f"{height // self.vae_scale * self.vae_scale})."
+            )
+        check_finite(image, "image")
+        with torch.no_grad():
+            pixels = image.to(self.device, torch.float32) * 2 - 1
+            mean = vae.encode(pixels).latent_dist.mean
+        return mean.float() * self.latent_scale
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Scaled latent ``(B, C, h, w)`` -> image ``(B, 3, h*s, w*s)`` in [0, 1]."""
+        vae = self._require_vae()
+        self.check_latent(latent)
+        with torch.no_grad():
+            pixels = vae.decode(latent.to(self.device, torch.float32) / self.latent_scale).sample
+        return ((pixels.float() + 1) / 2).clamp(0, 1)
+
+    def _require_vae(self) -> AutoencoderKL:
+        if self.vae is None:
+            raise DragKitInputError(
+                f"The model `{self.name}` has no VAE; in ComfyUI use VAE Encode / VAE Decode nodes."
+            )
+        return self.vae
+
+
+# ------------------------------------------------------------------------------------ loading
+def _missing(path: Path, what: str) -> DragKitModelError:
+    return DragKitModelError(
+        f"{what} not found at '{path}'. Put SD1.5 checkpoints (.safetensors) in ComfyUI's "
+        "models/checkpoints folder or diffusers folders in models/diffusers, or give the full path."
+    )
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> DragModel:
+    """Load a diffusers folder or a single-file SD1.5 checkpoint from ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        return load_diffusers_folder(path, device, dtype)
+    if path.is_file():
+        return load_single_file(path, device, dtype)
+    raise _missing(path, "Model")
+
+
+def load_toy_model(device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> DragModel:
+    """The small model shipped in ``assets/toy_model`` (see its MODEL_CARD.md)."""
+    if not (TOY_MODEL_PATH / "unet").is_dir():
+        raise DragKitModelError(
+            f"The embedded toy model is missing at '{TOY_MODEL_PATH}'; reinstall DragKit or retrain it "
+            "with scripts/train_toy_model.py."
+        )
+    return load_diffusers_folder(TOY_MODEL_PATH, device, dtype, name="dragkit-toy")
+
+
+def load_diffusers_folder(
+    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None, name: str | None = None
+) -> DragModel:
+    """Load ``unet/`` (required) and, when present, ``vae/``, ``scheduler/``, the default prompt
+    embedding and the recommended drag settings from a diffusers folder."""
+    path = Path(path)
+    if not (path / "unet").is_dir():
+        raise _missing(path / "unet", "A diffusers UNet folder")
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True)
+    vae = None
+    if (path / "vae").is_dir():
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", local_files_only=True)
+    scheduler_config = dict(SD15_DDIM_CONFIG)
+    scheduler_file = path / "scheduler" / "scheduler_config.json"
+    if scheduler_file.is_file():
+        # Keep the folder's betas and prediction type; the DDIM options stay DragKit's.
+        stored = json.loads(scheduler_file.read_text())
+        for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type"):
+            if key in stored:
+                scheduler_config[key] = stored[key]
+    default_embeds = None
+    if (path / CONDITIONING_FILE).is_file():
+        default_embeds = load_file(str(path / CONDITIONING_FILE))["prompt_embeds"]
+    settings = json.loads((path / SETTINGS_FILE).read_text()) if (path / SETTINGS_FILE).is_file() else {}
+    latent_scale = float(vae.config.scaling_factor) if vae is not None else SD15_LATENT_SCALE
+    latent_scale = float(settings.get("latent_scale", latent_scale))
+    if vae is not None:
+        settings.setdefault("vae_scale", 2 ** (len(vae.config.block_out_channels) - 1))
+    model = DragModel(
+        unet=unet,
+        latent_scale=latent_scale,
+        scheduler_config=scheduler_config,
+        vae=vae,
+        default_embeds=default_embeds,
+        settings=settings,
+        name=name or path.name,
+    )
+    return _prepare(model, device, dtype)
+
+
+def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    if path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return checkpoint.get("state_dict", checkpoint)
+    raise DragKitModelError(f"'{path.name}' is not a checkpoint DragKit reads; use .safetensors (or .ckpt).")
+
+
+def load_single_file(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    ldm_config: dict = SD15_LDM_CONFIG,
+) -> DragModel:
+    """Load a single-file checkpoint (LDM key layout), UNet and VAE, with no network access.
+
+    ``ldm_config`` describes the architecture; SD1.5's by default.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path, "Checkpoint")
+    checkpoint = _read_checkpoint(path)
+    unet = unet_from_ldm_state_dict(checkpoint, ldm_config, source=path.name)
+    vae = None
+    if any(key.startswith(LDM_VAE_PREFIX) for key in checkpoint):
+        vae_config = single_file_utils.create_vae_diffusers_config_from_ldm(
+            ldm_config, checkpoint, scaling_factor=SD15_LATENT_SCALE
+        )
+        vae = AutoencoderKL(**vae_config)
+        vae.load_state_dict(single_file_utils.convert_ldm_vae_checkpoint(checkpoint, vae_config))
+    model = DragModel(unet=unet, vae=vae, name=path.stem)
+    return _prepare(model, device, dtype)
+
+
+def unet_from_ldm_state_dict(
+    checkpoint: dict[str, torch.Tensor], ldm_config: dict = SD15_LDM_CONFIG, source: str = "state dict"
+) -> UNet2DConditionModel:
+    """Build a diffusers UNet from LDM-format weights (keys ``model.diffusion_model.*``).
+
+    ``ldm_config`` describes the architecture (:data:`~.sd15.SD15_LDM_CONFIG`); the checkpoint is
+    checked against it so that an SDXL or SD2 file fails with a clear message.
+    """
+    if not any(key.startswith(LDM_UNET_PREFIX) for key in checkpoint):
+        raise DragKitModelError(
+            f"'{source}' has no UNet weights (no '{LDM_UNET_PREFIX}*' keys); is it a LoRA or a VAE file?"
+        )
+    if any(key.startswith("conditioner.") for key in checkpoint):
+        raise DragKitModelError(f"'{source}' is an SDXL checkpoint; DragKit supports SD1.5-family models.")
+    unet_params = ldm_config["model"]["params"]["unet_config"]["params"]
+    in_proj = checkpoint.get(LDM_UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight")
+    if in_proj is not None and in_proj.shape[1] != unet_params["context_dim"]:
+        raise DragKitModelError(
+            f"'{source}' has text width {in_proj.shape[1]}, not {unet_params['context_dim']}: it is not an "
+            "SD1.5-family model (SD2.x uses 1024). DragKit supports SD1.5-family models."
+        )
+    config = single_file_utils.create_unet_diffusers_config_from_ldm(ldm_config, checkpoint)
+    unet = UNet2DConditionModel(**config)
+    converted = single_file_utils.convert_ldm_unet_checkpoint(checkpoint, config)
+    missing, unexpected = unet.load_state_dict(converted, strict=False)
+    if missing or unexpected:
+        raise DragKitModelError(
+            f"'{source}' does not match the SD1.5 UNet: {len(missing)} weights missing "
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})."
+        )
+    return unet
+
+
+def from_ldm_state_dict(
+    unet_state_dict: dict[str, torch.Tensor],
+    latent_scale: float = SD15_LATENT_SCALE,
+    ldm_config: dict = SD15_LDM_CONFIG,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    name: str = "model",
+) -> DragModel:
+    """A bundle from UNet weights with or without the ``model.diffusion_model.`` prefix."""
+    checkpoint = {
+        (key if key.startswith(LDM_UNET_PREFIX) else LDM_UNET_PREFIX + key): value
+        for key, value in unet_state_dict.items()
+    }
+    unet = unet_from_ldm_state_dict(checkpoint, ldm_config, source=name)
+    return _prepare(DragModel(unet=unet, latent_scale=latent_scale, name=name), device, dtype)
+
+
+def _prepare(model: DragModel, device, dtype) -> DragModel:
+    model.unet.requires_grad_(False).eval()
+    if model.vae is not None:
+        model.vae.requires_grad_(False).eval()
+    model.to(device, dtype)
+    if model.default_embeds is not None:
+        model.default_embeds = model.default_embeds.to(model.device, torch.float32)
+    logger.info("loaded %s on %s (%s)", model.name, model.device, model.dtype)
+    return model

@@ -1,0 +1,14 @@
+"""ComfyUI node registry: every node class is listed once, here."""
+
+from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
+from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
+
+_NODES = {
+    DragKitModelLoader: "DragKit Model Loader",
+    DragKitModelFromComfy: "DragKit Model From Comfy",
+    DragKitDDIMInverter: "DragKit DDIM Inverter",
+    DragKitSampler: "DragKit Sampler",
+}
+
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}
+NODE_DISPLAY_NAME_MAPPINGS = {cls.__name__: name for cls, name in _NODES.items()}

@@ -1,0 +1,163 @@
+"""The only module that touches ComfyUI. Every function degrades gracefully without it.
+
+Inside ComfyUI: progress bars, the interrupt check, the torch device, model folders and the
+server. Outside (plain Python, tests): no progress, never interrupted, CPU unless CUDA is there,
+no model folders beyond paths the user gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from typing import Callable, Iterator
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+try:  # ComfyUI's modules are top-level names; importing them must never break the pack.
+    import comfy.model_management as model_management
+    import comfy.utils as comfy_utils
+    import folder_paths
+except ImportError:  # plain Python, tests
+    model_management = comfy_utils = folder_paths = None
+
+IN_COMFYUI = folder_paths is not None
+
+ProgressCallback = Callable[[int, int, dict], None]
+
+
+# ------------------------------------------------------------------------------ progress/cancel
+def check_interrupt() -> None:
+    """Raise if the user pressed Cancel in ComfyUI (a no-op elsewhere)."""
+    if model_management is not None:
+        model_management.throw_exception_if_processing_interrupted()
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str = "") -> Iterator[ProgressCallback]:
+    """A ``callback(step, total, info)`` for core loops: moves the node's progress bar and is a cancel point."""
+    bar = comfy_utils.ProgressBar(total) if comfy_utils is not None else None
+
+    def callback(step: int, steps: int, info: dict) -> None:
+        check_interrupt()
+        if bar is not None:
+            bar.update_absolute(step, steps)
+        logger.debug("%s %d/%d %s", label, step, steps, info)
+
+    yield callback
+
+
+# ------------------------------------------------------------------------------- device, grads
+def torch_device() -> torch.device:
+    if model_management is not None:
+        return model_management.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def intermediate_device() -> torch.device:
+    """Where node outputs (IMAGE, MASK, LATENT) live between nodes."""
+    if model_management is not None:
+        return model_management.intermediate_device()
+    return torch.device("cpu")
+
+
+def with_grad(function):
+    """Run a node function outside ``torch.inference_mode``.
+
+    ComfyUI executes every node under inference mode; tensors made there can never take part in
+    autograd, and DragKit optimises latents and trains LoRAs. So DragKit's nodes build their
+    models and tensors with inference mode off (cloning any inference tensors they receive).
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode(False), torch.enable_grad():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A normal (non-inference) copy of ``tensor``; call inside :func:`with_grad`."""
+    return tensor.clone() if tensor.is_inference() else tensor
+
+
+# -------------------------------------------------------------------------------------- folders
+def model_choices(kind: str) -> list[str]:
+    """File names in one of ComfyUI's model folders (``checkpoints``, ``diffusers``, ``loras``)."""
+    if folder_paths is None:
+        return []
+    try:
+        if kind == "diffusers":
+            names = []
+            for root in folder_paths.get_folder_paths("diffusers"):
+                if os.path.isdir(root):
+                    names += sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d, "unet")))
+            return names
+        return list(folder_paths.get_filename_list(kind))
+    except Exception:  # a folder name unknown to an old ComfyUI
+        logger.debug("no ComfyUI folder %s", kind, exc_info=True)
+        return []
+
+
+def model_path(kind: str, name: str) -> str | None:
+    """Full path of ``name`` in ComfyUI's ``kind`` folder, or ``None``."""
+    if folder_paths is None:
+        return None
+    if kind == "diffusers":
+        for root in folder_paths.get_folder_paths("diffusers"):
+            candidate = os.path.join(root, name)
+            if os.path.isdir(candidate):
+                return candidate
+        return None
+    return folder_paths.get_full_path(kind, name)
+
+
+def folder_hint(kind: str) -> str:
+    """Where the user should put a file of this kind, for error messages."""
+    if folder_paths is not None:
+        paths = folder_paths.get_folder_paths(kind)
+        if paths:
+            return paths[0]
+    return f"ComfyUI/models/{kind}"
+
+
+# ----------------------------------------------------------------------------------- MODEL bridge
+def comfy_unet_state_dict(model) -> tuple[dict[str, torch.Tensor], float, str]:
+    """LDM-format UNet weights of a ComfyUI MODEL with its patches (LoRAs) baked in.
+
+    Returns:
+        ``(state_dict, latent_scale, model_type)``; keys without the ``model.diffusion_model.``
+        prefix, tensors as fresh CPU copies (never ComfyUI's inference tensors).
+    """
+    base = model.model
+    model_type = type(getattr(base, "model_config", None)).__name__
+    latent_scale = float(base.latent_format.scale_factor)
+    if model_management is not None:
+        model_management.load_models_gpu([model], force_patch_weights=True)
+    state = base.diffusion_model.state_dict()
+    with torch.inference_mode(False):
+        state = {key: value.detach().to("cpu", copy=True).clone() for key, value in state.items()}
+    return state, latent_scale, model_type
+
+
+def model_cache_key(model) -> tuple:
+    """Identifies a MODEL's weights and patches, to convert each combination once."""
+    return (id(model.model), getattr(model, "patches_uuid", None), len(getattr(model, "patches", {})))
+
+
+# --------------------------------------------------------------------------------------- server
+def add_route(method: str, path: str, handler) -> bool:
+    """Register an HTTP route on ComfyUI's server; ``False`` when there is no server."""
+    try:
+        from server import PromptServer  # ComfyUI's server module
+    except ImportError:
+        return False
+    instance = getattr(PromptServer, "instance", None)
+    if instance is None:
+        return False
+    getattr(instance.routes, method)(path)(handler)
+    return True

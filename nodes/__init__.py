@@ -1,5 +1,6 @@
 """ComfyUI node registry: every node class is listed once, here."""
 
+from .drag_nodes import DragKitDragOptimizer, DragKitPoints
 from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
 from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
 
@@ -8,6 +9,8 @@ _NODES = {
     DragKitModelFromComfy: "DragKit Model From Comfy",
     DragKitDDIMInverter: "DragKit DDIM Inverter",
     DragKitSampler: "DragKit Sampler",
+    DragKitPoints: "DragKit Points (JSON)",
+    DragKitDragOptimizer: "DragKit Drag Optimizer",
 }
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}

@@ -1,0 +1,1 @@
+"""One module per published drag method, each a loop over the shared core primitives."""

@@ -122,6 +122,105 @@ def supervision_grid(image_size: tuple[int, int], scale: float) -> tuple[int, in
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+@dataclasses.dataclass
+class DragProblem:
+    """What a drag at one timestep compares against, computed once from the original latent.
+
+    Attributes:
+        t: the timestep the latent lives at.
+        grid: ``(rows, cols)`` of the supervision grid.
+        targets: ``(N, 2)`` targets on the grid.
+        handles0: ``(N, 2)`` original handles on the grid.
+        vectors: ``(N, C)`` original feature at each original handle (for tracking).
+        patches: ``(N, C, k, k)`` original patches at the original handles (IPMS), else ``None``.
+        prediction: original one-step DDIM prediction of x_{t-1} (background term), else ``None``.
+        editable: ``(1, 1, h, w)`` editable mask at latent resolution, or ``None``.
+        points: the pairs, checked against the image size.
+    """
+
+    t: int
+    grid: tuple[int, int]
+    targets: torch.Tensor
+    handles0: torch.Tensor
+    vectors: torch.Tensor
+    patches: torch.Tensor | None
+    prediction: torch.Tensor | None
+    editable: torch.Tensor | None
+    points: DragPoints
+
+
+def prepare_drag(
+    model: DragModel,
+    original: torch.Tensor,
+    t: int,
+    embeds: torch.Tensor,
+    scheduler,
+    points: DragPoints,
+    mask: torch.Tensor | None,
+    config: DragConfig,
+) -> DragProblem:
+    """Check the points and mask against the latent and compute the references at timestep ``t``."""
+    scale = model.vae_scale
+    image_size = (original.shape[-1] * scale, original.shape[-2] * scale)
+    points = points.fit(image_size)
+    grid = supervision_grid(image_size, config.supervision_scale)
+    editable = None
+    if mask is not None and not is_empty(mask):
+        editable = resize_mask(as_mask(mask, image_size), original.shape[-2:]).to(model.device)
+    use_background = config.lam > 0 and editable is not None
+    with torch.no_grad():
+        features, noise = unet_features(
+            model, original, t, embeds, config.feature_layers, size=grid, return_noise=use_background
+        )
+        prediction = scheduler.step(noise, t, original).prev_sample if use_background else None
+    handles0, targets = (p.to(model.device) for p in points.to_grid(grid))
+    handles0 = handles0.clamp(max=torch.tensor([grid[0] - 1, grid[1] - 1], device=model.device))
+    return DragProblem(
+        t=t,
+        grid=grid,
+        targets=targets,
+        handles0=handles0,
+        vectors=sample_patches(features, handles0, 0)[:, :, 0, 0],
+        patches=sample_patches(features, handles0, config.patch_radius) if config.ipms else None,
+        prediction=prediction,
+        editable=editable,
+        points=points,
+    )
+
+
+def drag_forward(model: DragModel, z: torch.Tensor, embeds: torch.Tensor, problem: DragProblem, config: DragConfig):
+    """Features of ``z`` on the supervision grid, and epsilon when the background term needs it."""
+    return unet_features(
+        model, z, problem.t, embeds, config.feature_layers, size=problem.grid,
+        return_noise=problem.prediction is not None,
+    )
+
+
+def drag_loss(
+    features: torch.Tensor,
+    noise: torch.Tensor | None,
+    z: torch.Tensor,
+    handles: torch.Tensor,
+    problem: DragProblem,
+    scheduler,
+    config: DragConfig,
+) -> torch.Tensor:
+    """Motion supervision plus ``lam`` times the background term (when there is a mask)."""
+    loss = motion_supervision_loss(
+        features, handles, problem.targets, config.patch_radius, config.max_step,
+        problem.patches, config.stop_distance, config.weight,
+    )
+    if problem.prediction is not None:
+        prediction = scheduler.step(noise, problem.t, z).prev_sample
+        loss = loss + config.lam * background_loss(prediction, problem.prediction, problem.editable)
+    return loss
+
+
+def remaining_distance(handles: torch.Tensor, problem: DragProblem) -> torch.Tensor:
+    """``(N,)`` distance of each handle to its target, grid pixels."""
+    return (problem.targets - handles).norm(dim=-1)
+
+
 def drag_latent(
     model: DragModel,
     inversion: Inversion,
@@ -146,57 +245,29 @@ def drag_latent(
     start = inversion.start
     if start.shape[0] != 1:
         raise DragKitInputError(f"drag one image at a time; the latent has batch {start.shape[0]}.")
-    scale = model.vae_scale
-    image_size = (start.shape[-1] * scale, start.shape[-2] * scale)
-    points = points.fit(image_size)
-    grid = supervision_grid(image_size, config.supervision_scale)
-    editable = None
-    if mask is not None and not is_empty(mask):
-        editable = resize_mask(as_mask(mask, image_size), start.shape[-2:]).to(model.device)
-    use_background = config.lam > 0 and editable is not None
-
     embeds = model.prompt_embeds(inversion.prompt_embeds if prompt_embeds is None else prompt_embeds, 1)
     scheduler = model.scheduler(inversion.num_steps)
-    t = inversion.t
     z0 = start.to(model.device, torch.float32)
-
-    def forward(z):
-        return unet_features(model, z, t, embeds, config.feature_layers, size=grid, return_noise=use_background)
-
-    with torch.no_grad():
-        original_features, original_noise = forward(z0)
-        original_prediction = scheduler.step(original_noise, t, z0).prev_sample if use_background else None
-    handles0, targets = (p.to(model.device) for p in points.to_grid(grid))
-    handles0 = handles0.clamp(max=torch.tensor([grid[0] - 1, grid[1] - 1], device=model.device))
-    targets = targets.to(model.device)
-    reference_vectors = sample_patches(original_features, handles0, 0)[:, :, 0, 0]
-    reference_patches = sample_patches(original_features, handles0, config.patch_radius) if config.ipms else None
+    problem = prepare_drag(model, z0, inversion.t, embeds, scheduler, points, mask, config)
 
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=config.learning_rate)
-    handles = handles0.clone()
+    handles = problem.handles0.clone()
     distances: list[float] = []
     steps = 0
     for step in range(config.max_steps):
         # 1. features (and epsilon) of the current latent
-        features, noise = forward(z)
+        features, noise = drag_forward(model, z, embeds, problem, config)
         # 2. track where the handle content went (the first step has not moved anything yet)
         if step > 0:
-            handles = track_points(features, reference_vectors, handles, config.track_radius)
-        remaining = (targets - handles).norm(dim=-1)
+            handles = track_points(features, problem.vectors, handles, config.track_radius)
+        remaining = remaining_distance(handles, problem)
         distances.append(float(remaining.mean()))
         # 3. every handle has arrived
         if bool((remaining < config.stop_distance).all()):
             break
-        # 4. motion supervision + keep the background
-        loss = motion_supervision_loss(
-            features, handles, targets, config.patch_radius, config.max_step,
-            reference_patches, config.stop_distance, config.weight,
-        )
-        if use_background:
-            prediction = scheduler.step(noise, t, z).prev_sample
-            loss = loss + config.lam * background_loss(prediction, original_prediction, editable)
-        # 5. one Adam step on the latent
+        # 4. motion supervision + keep the background;  5. one Adam step on the latent
+        loss = drag_loss(features, noise, z, handles, problem, scheduler, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -205,7 +276,7 @@ def drag_latent(
             callback(steps, config.max_steps, {"distance": distances[-1], "loss": float(loss.detach())})
     else:
         with torch.no_grad():
-            features, _ = unet_features(model, z, t, embeds, config.feature_layers, size=grid)
-            handles = track_points(features, reference_vectors, handles, config.track_radius)
-        distances.append(float((targets - handles).norm(dim=-1).mean()))
-    return DragResult(z.detach(), points.from_grid(handles, grid), steps, distances)
+            features, _ = unet_features(model, z, problem.t, embeds, config.feature_layers, size=problem.grid)
+            handles = track_points(features, problem.vectors, handles, config.track_radius)
+        distances.append(float(remaining_distance(handles, problem).mean()))
+    return DragResult(z.detach(), problem.points.from_grid(handles, problem.grid), steps, distances)

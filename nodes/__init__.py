@@ -1,6 +1,6 @@
 """ComfyUI node registry: every node class is listed once, here."""
 
-from .drag_nodes import DragKitDragOptimizer, DragKitPoints
+from .drag_nodes import DragKitAlDDSampler, DragKitDragOptimizer, DragKitPoints
 from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
 from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
 
@@ -11,6 +11,7 @@ _NODES = {
     DragKitSampler: "DragKit Sampler",
     DragKitPoints: "DragKit Points (JSON)",
     DragKitDragOptimizer: "DragKit Drag Optimizer",
+    DragKitAlDDSampler: "DragKit AlDD Sampler (GoodDrag)",
 }
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}

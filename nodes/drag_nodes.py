@@ -5,14 +5,30 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.errors import DragKitInputError
+from ..core.attention import ReferenceAttentionConfig
 from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent
+from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from ..core.points import DragPoints
 from . import comfy
-from .convert import conditioning_embeds
+from .convert import conditioning_embeds, latent_out
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
 
 SUPERVISION_PRESETS = {"DragDiffusion": DRAGDIFFUSION, "GoodDrag IPMS": DRAGDIFFUSION_IPMS}
 POINTS_EXAMPLE = '{"image_size": [512, 512], "pairs": [{"handle": [200, 256], "target": [280, 256]}]}'
+
+
+def feature_layers(drag_model, feature_layer: int, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The widget's layer, or the model's recommendation (-1), or the method's default."""
+    if feature_layer >= 0:
+        return (feature_layer,)
+    return tuple(drag_model.settings.get("feature_layers", default))
+
+
+def checked_points(points, drag_model, inversion, rescale: bool) -> DragPoints:
+    if not isinstance(points, DragPoints):
+        raise DragKitInputError("`points` must be DRAG_POINTS (from the Point Picker or DragKit Points).")
+    latent, scale = inversion.start, drag_model.vae_scale
+    return points.fit((latent.shape[-1] * scale, latent.shape[-2] * scale), rescale=rescale)
 
 
 def mask_or_none(mask):
@@ -90,19 +106,74 @@ class DragKitDragOptimizer:
     @comfy.with_grad
     def drag(self, drag_model, inversion, points, supervision, max_steps, learning_rate, lam, patch_radius,
              track_radius, feature_layer, rescale_points, mask=None, conditioning=None):
-        if not isinstance(points, DragPoints):
-            raise DragKitInputError("`points` must be DRAG_POINTS (from the Point Picker or DragKit Points).")
         preset = SUPERVISION_PRESETS[supervision]
-        layers = (feature_layer,) if feature_layer >= 0 else tuple(drag_model.settings.get("feature_layers", preset.feature_layers))
         config = dataclasses.replace(
-            preset, max_steps=max_steps, learning_rate=learning_rate, lam=lam, feature_layers=layers,
+            preset, max_steps=max_steps, learning_rate=learning_rate, lam=lam,
+            feature_layers=feature_layers(drag_model, feature_layer, preset.feature_layers),
             patch_radius=preset.patch_radius if patch_radius < 0 else patch_radius,
             track_radius=preset.track_radius if track_radius < 0 else track_radius,
         )
-        latent = inversion.start
-        scale = drag_model.vae_scale
-        points = points.fit((latent.shape[-1] * scale, latent.shape[-2] * scale), rescale=rescale_points)
+        points = checked_points(points, drag_model, inversion, rescale_points)
         with comfy.progress(max(max_steps, 1), "drag") as callback:
             result = drag_latent(drag_model, inversion, points, mask_or_none(mask), config,
                                  conditioning_embeds(conditioning), callback)
         return (inversion.with_edit(result.latent), result.points)
+
+
+class DragKitAlDDSampler:
+    DESCRIPTION = (
+        "GoodDrag: drags a little at each of the first denoising steps (Alternating Drag and Denoising) with "
+        "IPMS, then denoises with reference attention. Use an inversion at strength 0.75 and the LoRA "
+        "Trainer's GoodDrag preset. Outputs the edited LATENT and the points where the handles ended."
+    )
+    CATEGORY = "DragKit"
+    FUNCTION = "sample"
+    RETURN_TYPES = ("LATENT", "DRAG_POINTS")
+    RETURN_NAMES = ("latent", "final_points")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        defaults = AlDDConfig()
+        return {
+            "required": {
+                "drag_model": ("DRAG_MODEL", {"tooltip": MODEL_TOOLTIP}),
+                "inversion": ("DRAG_INVERSION", {"tooltip": "From DragKit DDIM Inverter at strength 0.75 (GoodDrag: t=741)."}),
+                "points": ("DRAG_POINTS", {"tooltip": "Handle -> target pairs from the Point Picker or DragKit Points."}),
+                "drag_steps": ("INT", {"default": defaults.drag_steps, "min": 0, "max": 50, "tooltip": "T: the first "
+                               "denoising steps that get drag rounds (7). 0 = plain reference sampling."}),
+                "rounds": ("INT", {"default": defaults.rounds, "min": 0, "max": 100, "tooltip": "B: tracking rounds "
+                           "per drag step (10)."}),
+                "steps_per_round": ("INT", {"default": defaults.steps_per_round, "min": 1, "max": 20, "tooltip": "J: "
+                                    "Adam steps on the latent before each tracking round (3)."}),
+                "learning_rate": ("FLOAT", {"default": GOODDRAG_DRAG.learning_rate, "min": 1e-4, "max": 1.0, "step": 1e-3,
+                                            "tooltip": "Adam step on the latent (0.02)."}),
+                "lam": ("FLOAT", {"default": GOODDRAG_DRAG.lam, "min": 0.0, "max": 10.0, "step": 0.01,
+                                  "tooltip": "Weight of keeping the area outside the mask (0.1). 0 = off."}),
+                "patience": ("INT", {"default": defaults.patience, "min": 1, "max": 100, "tooltip": "Stop dragging after "
+                             "this many rounds in which no handle moved (5)."}),
+                "feature_layer": ("INT", {"default": -1, "min": -1, "max": 8, "tooltip": "UNet decoder feature: 0 = mid "
+                                  "block, k = up block k-1. -1 = the model's recommendation (SD1.5: 3)."}),
+                "reference_attention": ("BOOLEAN", {"default": True, "tooltip": "After the drag phase the edited image "
+                                        "attends to the source's keys/values (MasaCtrl), keeping identity."}),
+                "rescale_points": ("BOOLEAN", {"default": False, "tooltip": "Scale the points when they were drawn on an "
+                                   "image of another size. Off = such a mismatch is an error."}),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "Editable region (white = may change). Empty = no background term."}),
+                "conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP}),
+            },
+        }
+
+    @comfy.with_grad
+    def sample(self, drag_model, inversion, points, drag_steps, rounds, steps_per_round, learning_rate, lam,
+               patience, feature_layer, reference_attention, rescale_points, mask=None, conditioning=None):
+        drag = dataclasses.replace(GOODDRAG_DRAG, learning_rate=learning_rate, lam=lam,
+                                   feature_layers=feature_layers(drag_model, feature_layer, GOODDRAG_DRAG.feature_layers))
+        config = AlDDConfig(drag=drag, drag_steps=drag_steps, rounds=rounds, steps_per_round=steps_per_round,
+                            patience=patience, reference=ReferenceAttentionConfig(enabled=reference_attention))
+        points = checked_points(points, drag_model, inversion, rescale_points)
+        total = min(drag_steps, len(inversion.timesteps)) * rounds + len(inversion.timesteps)
+        with comfy.progress(total, "AlDD") as callback:
+            result = aldd_sample(drag_model, inversion, points, mask_or_none(mask), config,
+                                 conditioning_embeds(conditioning), callback)
+        return (latent_out(drag_model, result.latent), result.points)

@@ -119,7 +119,30 @@ DRAGDIFFUSION = (
     ],
 )
 
-WORKFLOWS = {"dragdiffusion.json": DRAGDIFFUSION}
+GOODDRAG = (
+    [
+        {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0)},
+        {"id": 2, "type": "LoadImage", "pos": (0, 200)},
+        {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "title": "Empty prompt (GoodDrag)", "widgets": {0: ""}},
+        {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
+        {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
+        {"id": 6, "type": "DragKitPoints", "pos": (0, 560)},
+        {"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 0.75}},
+        {"id": 8, "type": "DragKitAlDDSampler", "pos": (1080, 0)},
+        {"id": 9, "type": "VAEDecode", "pos": (1440, 0)},
+        {"id": 10, "type": "SaveImage", "pos": (1740, 0), "widgets": {0: "dragkit/gooddrag"}},
+    ],
+    [
+        (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 9, "vae"),
+        (2, "IMAGE", 4, "pixels"), (2, "MASK", 8, "mask"),
+        (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (3, "CONDITIONING", 7, "conditioning"),
+        (5, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (6, "points", 8, "points"),
+        (3, "CONDITIONING", 8, "conditioning"),
+        (8, "latent", 9, "samples"), (9, "IMAGE", 10, "images"),
+    ],
+)
+
+WORKFLOWS = {"dragdiffusion.json": DRAGDIFFUSION, "gooddrag.json": GOODDRAG}
 
 
 def main() -> int:

@@ -1,0 +1,181 @@
+"""GoodDrag's Alternating Drag and Denoising (AlDD) with IPMS (Zhang et al., ICLR 2025).
+
+Reference: ``zewei-Zhang/GoodDrag`` ``pipeline.py`` (``good_drag``, ``gooddrag_step``), defaults from
+``bench_gooddrag.py``. Written anew on the same primitives as DragDiffusion
+(:mod:`.dragdiffusion`): the motion supervision, tracking and background term are those functions,
+run here at several timesteps instead of one.
+
+Instead of all drag steps at t, AlDD drags a little at each of the first T denoising steps:
+
+1. Invert with strength 0.75 (t = 741 of 50 steps).
+2. For denoising step i < T at timestep t_i: references (features at the original handles, the
+   original one-step prediction) come from the unedited branch at the same t_i (time-matched);
+   one tracking round, then B rounds of J Adam steps (IPMS loss + lambda * background term), each
+   round followed by tracking with the features of its last forward pass (GoodDrag's one-step lag);
+   then one DDIM step of both branches, without attention sharing.
+3. Dragging stops for good when all handles arrive (< 2 grid px) or after ``patience`` rounds in
+   which no handle moved.
+4. The remaining steps denoise ``[source, edited]`` with reference attention, switched on only after
+   the drag phase, as GoodDrag registers MasaCtrl only then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Callable
+
+import torch
+
+from ..attention import ReferenceAttention, ReferenceAttentionConfig, attention_edit, self_attention_layers
+from ..errors import DragKitInputError
+from ..inversion import Inversion
+from ..model import DragModel
+from ..points import DragPoints
+from ..tracking import track_points
+from .dragdiffusion import DragConfig, drag_forward, drag_loss, prepare_drag, remaining_distance
+
+ProgressCallback = Callable[[int, int, dict], None]
+
+# GoodDrag's drag settings (bench_gooddrag.py): lr 0.02, r1 4, r2 12, beta 4, lambda 0.1, IPMS.
+GOODDRAG_DRAG = DragConfig(learning_rate=0.02, patch_radius=4, track_radius=12, max_step=4.0, lam=0.1, ipms=True)
+
+
+@dataclasses.dataclass
+class AlDDConfig:
+    """AlDD schedule. Defaults: GoodDrag's benchmark script.
+
+    Attributes:
+        drag: the per-step drag settings (IPMS, lr 0.02, r1 4, r2 12, beta 4, lambda 0.1).
+        drag_steps: T, the first denoising steps that get drag rounds (7).
+        rounds: B, tracking rounds per drag step (10).
+        steps_per_round: J, Adam steps before each tracking round (3).
+        patience: stop dragging after this many rounds in which no handle moved (5).
+        reference: reference attention for the steps after the drag phase.
+    """
+
+    drag: DragConfig = dataclasses.field(default_factory=lambda: dataclasses.replace(GOODDRAG_DRAG))
+    drag_steps: int = 7
+    rounds: int = 10
+    steps_per_round: int = 3
+    patience: int = 5
+    reference: ReferenceAttentionConfig = dataclasses.field(default_factory=ReferenceAttentionConfig)
+
+    def __post_init__(self):
+        for name in ("drag_steps", "rounds", "steps_per_round", "patience"):
+            if getattr(self, name) < 0 or (name == "patience" and self.patience < 1):
+                raise DragKitInputError(f"`{name}` must be {'1' if name == 'patience' else '0'} or more, got {getattr(self, name)}.")
+
+
+@dataclasses.dataclass
+class AlDDResult:
+    """Outcome of an AlDD edit.
+
+    Attributes:
+        latent: ``(1, C, h, w)`` clean edited latent.
+        source: ``(1, C, h, w)`` clean reconstruction of the source branch.
+        points: the pairs with the handles where tracking left them (image pixels).
+        rounds: tracking rounds run (at most ``drag_steps * rounds``).
+        distances: mean remaining distance (grid pixels) after each round.
+        stopped: why dragging ended: "arrived", "no movement" or "schedule".
+    """
+
+    latent: torch.Tensor
+    source: torch.Tensor
+    points: DragPoints
+    rounds: int
+    distances: list[float]
+    stopped: str
+
+
+def aldd_sample(
+    model: DragModel,
+    inversion: Inversion,
+    points: DragPoints,
+    mask: torch.Tensor | None = None,
+    config: AlDDConfig | None = None,
+    prompt_embeds: torch.Tensor | None = None,
+    callback: ProgressCallback | None = None,
+) -> AlDDResult:
+    """Drag while denoising from ``inversion.t`` to 0; see the module docstring for the schedule.
+
+    Args:
+        model: the bundle (pair it with a LoRA trained with the GoodDrag preset).
+        inversion: DDIM inversion (GoodDrag: strength 0.75); batch 1.
+        points: pairs in image pixels on the image of the latent.
+        mask: ``(H, W)`` editable region (1 = may change); empty or ``None`` drops the background term.
+        config: :class:`AlDDConfig` (GoodDrag's defaults).
+        prompt_embeds: ``(1, L, D)``; ``None`` uses the inversion's (GoodDrag: the empty prompt).
+        callback: ``callback(step, total, info)`` after each round and each denoising step.
+    """
+    config = config or AlDDConfig()
+    drag = config.drag
+    if inversion.start.shape[0] != 1:
+        raise DragKitInputError(f"drag one image at a time; the latent has batch {inversion.start.shape[0]}.")
+    embeds = model.prompt_embeds(inversion.prompt_embeds if prompt_embeds is None else prompt_embeds, 1)
+    pair_embeds = embeds.expand(2, -1, -1)
+    scheduler = model.scheduler(inversion.num_steps)
+    timesteps = inversion.denoise_timesteps
+    drag_steps = min(config.drag_steps, len(timesteps))
+    total = drag_steps * config.rounds + len(timesteps)
+    progress = 0  # rounds reported so far
+
+    source = inversion.source.to(model.device, torch.float32)
+    edited = inversion.start.to(model.device, torch.float32)
+    handles = None
+    final_points = points
+    distances: list[float] = []
+    rounds_run, unchanged, stopped = 0, 0, "schedule"
+    dragging = drag_steps > 0 and config.rounds > 0
+
+    reference = config.reference
+    edit = ReferenceAttention(start_step=drag_steps + reference.start_step)
+    layers = reference.layer_indices(len(self_attention_layers(model.unet)))
+    sharing = attention_edit(model.unet, edit, layers) if reference.enabled else contextlib.nullcontext()
+    with sharing:
+        for i, t in enumerate(timesteps):
+            edit.step = i
+            if dragging and i < drag_steps:
+                # Time-matched references from the unedited branch at this step.
+                problem = prepare_drag(model, source, t, embeds, scheduler, points, mask, drag)
+                final_points = problem.points
+                if handles is None:
+                    handles = problem.handles0.clone()
+                z = edited.detach().clone().requires_grad_(True)
+                optimizer = torch.optim.Adam([z], lr=drag.learning_rate)
+                with torch.no_grad():
+                    features, _ = drag_forward(model, z, embeds, problem, drag)
+                handles = track_points(features, problem.vectors, handles, drag.track_radius)
+                for _ in range(config.rounds):
+                    if bool((remaining_distance(handles, problem) < drag.stop_distance).all()):
+                        dragging, stopped = False, "arrived"
+                        break
+                    for _ in range(config.steps_per_round):
+                        features, noise = drag_forward(model, z, embeds, problem, drag)
+                        loss = drag_loss(features, noise, z, handles, problem, scheduler, drag)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                    # Track with the features of the last forward pass (before its Adam step), as GoodDrag.
+                    moved = track_points(features.detach(), problem.vectors, handles, drag.track_radius)
+                    unchanged = unchanged + 1 if torch.equal(moved, handles) else 0
+                    handles = moved
+                    rounds_run += 1
+                    distances.append(float(remaining_distance(handles, problem).mean()))
+                    progress += 1
+                    if callback is not None:
+                        callback(progress, total, {"round": rounds_run, "distance": distances[-1]})
+                    if unchanged >= config.patience:
+                        dragging, stopped = False, "no movement"
+                        break
+                edited = z.detach()
+            # One DDIM step of both branches (batched).
+            with torch.no_grad():
+                pair = torch.cat([source, edited])
+                noise = model.predict_noise(pair, t, pair_embeds)
+                source, edited = scheduler.step(noise, t, pair).prev_sample.float().chunk(2)
+            if callback is not None:
+                callback(drag_steps * config.rounds + i + 1, total, {"timestep": t})
+    if handles is not None:
+        final_points = final_points.from_grid(handles, problem.grid)
+    return AlDDResult(edited, source, final_points, rounds_run, distances, stopped)

@@ -31,3 +31,33 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def is_empty(mask: torch.Tensor | None) -> bool:
     return mask is None or not bool((mask > 0.5).any())
+
+
+def rasterize_strokes(strokes: list[dict], image_size: tuple[int, int], base: torch.Tensor | None = None) -> torch.Tensor:
+    """Paint and erase brush strokes, in order, onto an ``(H, W)`` mask.
+
+    Each stroke is ``{"mode": "paint" | "erase", "radius": r, "points": [[x, y], ...]}`` in image
+    pixels; every pixel whose centre ``(i + 0.5, j + 0.5)`` lies within ``r`` of the stroke's
+    polyline is set to 1 (paint) or 0 (erase). This is the Point Picker widget's mask format.
+    """
+    width, height = image_size
+    mask = torch.zeros(height, width) if base is None else base.float().clone()
+    ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
+    xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
+    for index, stroke in enumerate(strokes, start=1):
+        mode, radius, points = stroke.get("mode"), stroke.get("radius"), stroke.get("points")
+        if mode not in ("paint", "erase") or not isinstance(radius, (int, float)) or radius <= 0 or not points:
+            raise DragKitInputError(
+                f"mask stroke {index} must be {{\"mode\": \"paint\"|\"erase\", \"radius\": r > 0, \"points\": [[x, y], ...]}}."
+            )
+        path = torch.tensor(points, dtype=torch.float32).reshape(-1, 2)
+        starts, ends = path, torch.cat([path[1:], path[-1:]])
+        inside = torch.zeros(height, width, dtype=torch.bool)
+        for (x0, y0), (x1, y1) in zip(starts.tolist(), ends.tolist()):
+            dx, dy = x1 - x0, y1 - y0
+            length2 = dx * dx + dy * dy
+            u = ((xs - x0) * dx + (ys - y0) * dy) / length2 if length2 > 0 else torch.zeros_like(xs * ys)
+            u = u.clamp(0, 1)
+            inside |= (xs - (x0 + u * dx)) ** 2 + (ys - (y0 + u * dy)) ** 2 <= radius * radius
+        mask[inside] = 1.0 if mode == "paint" else 0.0
+    return mask

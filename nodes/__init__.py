@@ -2,6 +2,7 @@
 
 from .drag_nodes import DragKitAlDDSampler, DragKitDragOptimizer, DragKitPoints
 from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
+from .picker_nodes import DragKitFeatureRegion, DragKitPointPicker
 from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
 
 _NODES = {
@@ -9,7 +10,9 @@ _NODES = {
     DragKitModelFromComfy: "DragKit Model From Comfy",
     DragKitDDIMInverter: "DragKit DDIM Inverter",
     DragKitSampler: "DragKit Sampler",
+    DragKitPointPicker: "DragKit Point Picker",
     DragKitPoints: "DragKit Points (JSON)",
+    DragKitFeatureRegion: "DragKit Feature Region",
     DragKitDragOptimizer: "DragKit Drag Optimizer",
     DragKitAlDDSampler: "DragKit AlDD Sampler (GoodDrag)",
 }

@@ -161,3 +161,17 @@ def add_route(method: str, path: str, handler) -> bool:
         return False
     getattr(instance.routes, method)(path)(handler)
     return True
+
+
+# ---------------------------------------------------------------------------------- temp images
+def save_temp_image(image, prefix: str = "dragkit") -> dict | None:
+    """Write a PIL image to ComfyUI's temp folder; the ``{filename, subfolder, type}`` the UI loads via /view."""
+    if folder_paths is None:
+        return None
+    import uuid
+
+    folder = folder_paths.get_temp_directory()
+    os.makedirs(folder, exist_ok=True)
+    filename = f"{prefix}_{uuid.uuid4().hex[:12]}.png"
+    image.save(os.path.join(folder, filename), compress_level=1)
+    return {"filename": filename, "subfolder": "", "type": "temp"}

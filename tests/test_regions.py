@@ -1,0 +1,70 @@
+"""Feature-correspondence regions, on planted synthetic features and on the tiny UNet."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dragkit.core.errors import DragKitInputError
+from dragkit.core.points import DragPoints
+from dragkit.core.regions import RegionConfig, component_at, feature_region, region_from_features, similarity_maps
+
+
+def _planted(size=16, channels=8):
+    """Noise features with two separate square objects sharing one feature vector."""
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(1, channels, size, size, generator=generator)
+    vector = torch.randn(channels, generator=generator) * 4
+    features[0, :, 3:8, 3:8] = vector[:, None, None]
+    features[0, :, 11:14, 11:14] = vector[:, None, None]  # same part, elsewhere
+    return features
+
+
+def test_similarity_is_one_at_the_centre():
+    features = _planted()
+    maps = similarity_maps(features, torch.tensor([[5.0, 5.0]]))
+    assert maps.shape == (1, 16, 16) and maps[0, 5, 5] == pytest.approx(1.0)
+    assert maps[0, 12, 12] == pytest.approx(1.0)  # the far copy is just as similar
+
+
+def test_region_is_the_connected_object_only():
+    features = _planted()
+    # Image 64x64 over a 16x16 feature map: object 1 covers image pixels 12..31.
+    points = DragPoints.from_pairs((64, 64), [((22, 22), (40, 22))])
+    region = region_from_features(features, points, threshold=0.9)
+    assert region[16:28, 16:28].all()
+    assert region[0:6, :].sum() == 0 and region[50:, 50:].sum() == 0  # background, far copy
+    grown = region_from_features(features, points, threshold=0.9, grow=2)
+    assert grown.sum() > region.sum() and (grown >= region).all()
+
+
+def test_two_handles_unite():
+    features = _planted()
+    points = DragPoints.from_pairs((64, 64), [((22, 22), (40, 22)), ((50, 50), (40, 40))])
+    region = region_from_features(features, points, threshold=0.9)
+    assert region[22, 22] == 1 and region[50, 50] == 1
+
+
+def test_component_of_an_unset_pixel_is_empty():
+    binary = torch.zeros(8, 8, dtype=torch.bool)
+    binary[0:2, 0:2] = True
+    assert component_at(binary, 5, 5).sum() == 0
+    assert component_at(binary, 1, 1).sum() == 4
+
+
+def test_feature_region_on_the_tiny_unet(tiny_model, latent):
+    tiny_model.settings["vae_scale"] = 8
+    points = DragPoints.from_pairs((128, 128), [((64, 64), (80, 64))])
+    region = feature_region(tiny_model, latent, points, config=RegionConfig(feature_layers=(2,), threshold=0.8))
+    assert region.shape == (128, 128) and region[64, 64] == 1
+    assert 0 < region.mean() < 1
+    again = feature_region(tiny_model, latent, points, config=RegionConfig(feature_layers=(2,), threshold=0.8))
+    assert torch.equal(region, again)  # seeded
+
+
+def test_region_errors(tiny_model, latent):
+    with pytest.raises(DragKitInputError, match="threshold"):
+        RegionConfig(threshold=1.5)
+    with pytest.raises(DragKitInputError, match="drawn on"):
+        tiny_model.settings["vae_scale"] = 8
+        feature_region(tiny_model, latent, DragPoints.from_pairs((64, 64), [((1, 1), (2, 2))]))

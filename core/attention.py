@@ -157,3 +157,44 @@ class ReferenceAttention:
             raise DragKitInputError("reference attention needs a batch of [source, edited] pairs (even batch).")
         half = key.shape[0] // 2
         return torch.cat([key[:half], key[:half]]), torch.cat([value[:half], value[:half]])
+
+
+class MemoryBankAttention:
+    """DragonDiffusion's cross-branch self-attention for a batch ``[source..., edited...]``.
+
+    The source branch runs on the inversion trajectory's latent of the same step, so its keys and
+    values are the memory bank of the image. From ``start_step`` on, the edited half attends to
+    its own tokens plus the source's (``"concat"``, drag mode) or to the source's only
+    (``"replace"``, move mode). The source half runs unchanged.
+    """
+
+    MODES = ("concat", "replace")
+
+    def __init__(self, mode: str = "concat", start_step: int = 5):
+        if mode not in self.MODES:
+            raise DragKitInputError(f"memory bank mode must be one of {self.MODES}, got {mode!r}.")
+        self.mode = mode
+        self.start_step = start_step
+        self.step = 0
+        self.enabled = True
+
+    def edit_kv(self, layer_index, layer_name, key, value):
+        if not self.enabled or self.step < self.start_step:
+            return key, value
+        if key.shape[0] % 2:
+            raise DragKitInputError("the memory bank needs a batch of [source, edited] pairs (even batch).")
+        half = key.shape[0] // 2
+        if self.mode == "replace":
+            return torch.cat([key[:half], key[:half]]), torch.cat([value[:half], value[:half]])
+        # Concatenating along tokens changes the edited half's length: pad the source half with
+        # its own tokens (attending to duplicated keys and values is attention to the same set).
+        edited_key = torch.cat([key[half:], key[:half]], dim=1)
+        edited_value = torch.cat([value[half:], value[:half]], dim=1)
+        source_key = torch.cat([key[:half], key[:half]], dim=1)
+        source_value = torch.cat([value[:half], value[:half]], dim=1)
+        return torch.cat([source_key, edited_key]), torch.cat([source_value, edited_value])
+
+
+def decoder_self_attention_layers(unet) -> list[int]:
+    """Forward-order indices (see :func:`self_attention_layers`) of the self-attention layers in up blocks."""
+    return [i for i, name in enumerate(self_attention_layers(unet)) if name.startswith("up_blocks")]

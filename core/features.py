@@ -63,6 +63,33 @@ def capture_features(unet, layers: Sequence[int], stop_early: bool) -> Iterator[
             handle.remove()
 
 
+def unet_feature_maps(
+    model: DragModel,
+    latent: torch.Tensor,
+    timestep: int,
+    embeds: torch.Tensor,
+    layers: Sequence[int] = DRAGDIFFUSION_FEATURE_LAYERS,
+    size: tuple[int, int] | None = None,
+    return_noise: bool = False,
+    mode: str = "bilinear",
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Like :func:`unet_features` but one float32 map per layer, each resized to ``size`` with ``mode``."""
+    if not layers:
+        raise DragKitInputError("`feature_layers` is empty; give at least one layer index (DragDiffusion: 3).")
+    noise = None
+    with model.active() as unet, capture_features(unet, layers, stop_early=not return_noise) as captured:
+        try:
+            noise = unet(latent.to(model.dtype), timestep, encoder_hidden_states=embeds).sample.float()
+        except _StopForward:
+            pass
+    maps = [captured[index].float() for index in layers]
+    if size is None:
+        size = tuple(maps[0].shape[-2:])
+    resize = {"mode": mode} if mode == "nearest" else {"mode": mode, "align_corners": False}
+    maps = [m if tuple(m.shape[-2:]) == tuple(size) else F.interpolate(m, size=size, **resize) for m in maps]
+    return maps, (noise if return_noise else None)
+
+
 def unet_features(
     model: DragModel,
     latent: torch.Tensor,
@@ -88,16 +115,5 @@ def unet_features(
         ``features`` of shape ``(B, sum of channels, H, W)`` in float32, and the epsilon prediction
         ``(B, C, h, w)`` float32 (or ``None`` when not asked for).
     """
-    if not layers:
-        raise DragKitInputError("`feature_layers` is empty; give at least one layer index (DragDiffusion: 3).")
-    noise = None
-    with model.active() as unet, capture_features(unet, layers, stop_early=not return_noise) as captured:
-        try:
-            noise = unet(latent.to(model.dtype), timestep, encoder_hidden_states=embeds).sample.float()
-        except _StopForward:
-            pass
-    maps = [captured[index].float() for index in layers]
-    if size is None:
-        size = tuple(maps[0].shape[-2:])
-    maps = [m if tuple(m.shape[-2:]) == tuple(size) else F.interpolate(m, size=size, mode="bilinear") for m in maps]
-    return torch.cat(maps, dim=1), (noise if return_noise else None)
+    maps, noise = unet_feature_maps(model, latent, timestep, embeds, layers, size, return_noise)
+    return torch.cat(maps, dim=1), noise

@@ -1,6 +1,7 @@
 """ComfyUI node registry: every node class is listed once, here."""
 
 from .drag_nodes import DragKitAlDDSampler, DragKitDragOptimizer, DragKitPoints
+from .guidance_nodes import DragKitRegionalSDESampler
 from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
 from .picker_nodes import DragKitFeatureRegion, DragKitPointPicker
 from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
@@ -15,6 +16,7 @@ _NODES = {
     DragKitFeatureRegion: "DragKit Feature Region",
     DragKitDragOptimizer: "DragKit Drag Optimizer",
     DragKitAlDDSampler: "DragKit AlDD Sampler (GoodDrag)",
+    DragKitRegionalSDESampler: "DragKit Regional SDE Sampler (DragonDiffusion / DiffEditor)",
 }
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}

@@ -27,6 +27,7 @@ CORE_NODES = {
     "CLIPTextEncode": {"inputs": [("clip", "CLIP")], "widgets": [""], "outputs": [("CONDITIONING", "CONDITIONING")]},
     "SaveImage": {"inputs": [("images", "IMAGE")], "widgets": ["dragkit"], "outputs": []},
     "PreviewImage": {"inputs": [("images", "IMAGE")], "widgets": [], "outputs": []},
+    "MaskPreview": {"inputs": [("mask", "MASK")], "widgets": [], "outputs": []},
 }
 
 
@@ -101,7 +102,7 @@ DRAGDIFFUSION = (
         {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "widgets": {0: PROMPT}},
         {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
         {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
-        {"id": 6, "type": "DragKitPoints", "pos": (0, 560)},
+        {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
         {"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0)},
         {"id": 8, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
         {"id": 9, "type": "DragKitSampler", "pos": (1440, 0)},
@@ -110,7 +111,7 @@ DRAGDIFFUSION = (
     ],
     [
         (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 10, "vae"),
-        (2, "IMAGE", 4, "pixels"), (2, "MASK", 8, "mask"),
+        (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"), (2, "MASK", 6, "mask"), (6, "mask", 8, "mask"),
         (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (3, "CONDITIONING", 7, "conditioning"),
         (5, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (6, "points", 8, "points"),
         (3, "CONDITIONING", 8, "conditioning"),
@@ -126,7 +127,7 @@ GOODDRAG = (
         {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "title": "Empty prompt (GoodDrag)", "widgets": {0: ""}},
         {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
         {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
-        {"id": 6, "type": "DragKitPoints", "pos": (0, 560)},
+        {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
         {"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 0.75}},
         {"id": 8, "type": "DragKitAlDDSampler", "pos": (1080, 0)},
         {"id": 9, "type": "VAEDecode", "pos": (1440, 0)},
@@ -134,7 +135,7 @@ GOODDRAG = (
     ],
     [
         (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 9, "vae"),
-        (2, "IMAGE", 4, "pixels"), (2, "MASK", 8, "mask"),
+        (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"), (2, "MASK", 6, "mask"), (6, "mask", 8, "mask"),
         (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (3, "CONDITIONING", 7, "conditioning"),
         (5, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (6, "points", 8, "points"),
         (3, "CONDITIONING", 8, "conditioning"),
@@ -142,7 +143,68 @@ GOODDRAG = (
     ],
 )
 
-WORKFLOWS = {"dragdiffusion.json": DRAGDIFFUSION, "gooddrag.json": GOODDRAG}
+def guided(method: str, prefix: str):
+    """DragonDiffusion / DiffEditor: no LoRA, inversion to pure noise, guidance during sampling."""
+    return (
+        [
+            {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0)},
+            {"id": 2, "type": "LoadImage", "pos": (0, 200)},
+            {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "widgets": {0: PROMPT}},
+            {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
+            {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
+            {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
+            {"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 1.0}},
+            {"id": 8, "type": "DragKitRegionalSDESampler", "pos": (1080, 0), "widgets": {"method": method}},
+            {"id": 9, "type": "VAEDecode", "pos": (1440, 0)},
+            {"id": 10, "type": "SaveImage", "pos": (1740, 0), "widgets": {0: prefix}},
+        ],
+        [
+            (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 9, "vae"),
+            (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"), (2, "MASK", 6, "mask"),
+            (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (3, "CONDITIONING", 7, "conditioning"),
+            (5, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (6, "points", 8, "points"),
+            (6, "mask", 8, "mask"), (3, "CONDITIONING", 8, "conditioning"),
+            (8, "latent", 9, "samples"), (9, "IMAGE", 10, "images"),
+        ],
+    )
+
+
+AUTO_REGION = (
+    [
+        {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0)},
+        {"id": 2, "type": "LoadImage", "pos": (0, 200)},
+        {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "widgets": {0: PROMPT}},
+        {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
+        {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
+        {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
+        {"id": 7, "type": "DragKitFeatureRegion", "pos": (720, 300)},
+        {"id": 8, "type": "DragKitDDIMInverter", "pos": (720, 0)},
+        {"id": 9, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
+        {"id": 10, "type": "DragKitSampler", "pos": (1440, 0)},
+        {"id": 11, "type": "VAEDecode", "pos": (1800, 0)},
+        {"id": 12, "type": "SaveImage", "pos": (2100, 0), "widgets": {0: "dragkit/auto_region"}},
+        {"id": 13, "type": "MaskPreview", "pos": (1080, 420)},
+    ],
+    [
+        (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 11, "vae"),
+        (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"),
+        (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (6, "points", 7, "points"),
+        (3, "CONDITIONING", 7, "conditioning"), (7, "mask", 13, "mask"),
+        (5, "drag_model", 8, "drag_model"), (4, "LATENT", 8, "latent"), (3, "CONDITIONING", 8, "conditioning"),
+        (5, "drag_model", 9, "drag_model"), (8, "inversion", 9, "inversion"), (6, "points", 9, "points"),
+        (7, "mask", 9, "mask"), (3, "CONDITIONING", 9, "conditioning"),
+        (5, "drag_model", 10, "drag_model"), (9, "inversion", 10, "inversion"), (3, "CONDITIONING", 10, "conditioning"),
+        (10, "latent", 11, "samples"), (11, "IMAGE", 12, "images"),
+    ],
+)
+
+WORKFLOWS = {
+    "dragdiffusion.json": DRAGDIFFUSION,
+    "gooddrag.json": GOODDRAG,
+    "dragondiffusion.json": guided("DragonDiffusion", "dragkit/dragondiffusion"),
+    "diffeditor.json": guided("DiffEditor", "dragkit/diffeditor"),
+    "auto_region.json": AUTO_REGION,
+}
 
 
 def main() -> int:

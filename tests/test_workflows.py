@@ -23,6 +23,7 @@ CORE = {
     "CLIPTextEncode": ({"clip": "CLIP"}, ["CONDITIONING"], 1),
     "SaveImage": ({"images": "IMAGE"}, [], 1),
     "PreviewImage": ({"images": "IMAGE"}, [], 0),
+    "MaskPreview": ({"mask": "MASK"}, [], 0),
 }
 
 
@@ -32,7 +33,8 @@ def _spec(node_type):
 
 
 def test_there_are_workflows():
-    assert any(p.name == "dragdiffusion.json" for p in WORKFLOWS)
+    names = {p.name for p in WORKFLOWS}
+    assert {"dragdiffusion.json", "gooddrag.json", "dragondiffusion.json", "diffeditor.json", "auto_region.json"} <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])

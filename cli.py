@@ -12,9 +12,37 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="drag a shape in a synthetic scene with the embedded toy model")
     demo.add_argument("--out", default="dragkit-demo", help="folder for before.png, after.png, overlay.png")
+    demo.add_argument("--seed", type=int, default=1_000_003, help="scene seed (held out from training)")
+    bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?) or `speed` (seconds, memory)")
+    bench.add_argument("suite", choices=("toy", "speed"))
+    bench.add_argument("--methods", default=None, help="toy: comma-separated methods (default: all)")
+    bench.add_argument("--cases", type=int, default=12, help="toy: number of held-out scenes")
+    bench.add_argument("--arch", choices=("tiny", "sd15"), default=None, help="speed: architecture (default: sd15 "
+                       "on a GPU, tiny on the CPU)")
+    bench.add_argument("--device", default=None, help="speed: torch device (default: cuda if available)")
+    bench.add_argument("--json", default=None, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.command == "demo":
-        print("dragkit demo: the embedded toy model is not in this version yet.", file=sys.stderr)
-        return 1
-    return 0
+        from .toybench import run_demo
+
+        return run_demo(args.out, args.seed)
+    if args.suite == "speed":
+        import torch
+
+        from . import bench as speed_bench
+
+        arch = args.arch or ("sd15" if torch.cuda.is_available() else "tiny")
+        report = speed_bench.speed(arch, args.device)
+        for key, value in report.items():
+            print(f"{key:>22}: {value:.3f}" if isinstance(value, float) else f"{key:>22}: {value}")
+        speed_bench.write_json(args.json, report)
+        return 0
+    from .toybench import run_bench
+
+    methods = args.methods.split(",") if args.methods else None
+    return run_bench(methods, args.cases, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

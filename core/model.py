@@ -107,7 +107,9 @@ class DragModel:
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "DragModel":
         """Move the weights (in place: bundles share one UNet) following the dtype policy."""
         dtype = dtype or default_dtype(device)
-        self.unet.to(device=device, dtype=dtype)
+        if dtype != self.dtype:
+            self.unet.to(dtype=dtype)
+        self.unet.to(device)
         if self.vae is not None:
             # The SD VAE overflows in fp16 on some images; keep it float32.
             self.vae.to(device=device, dtype=torch.float32)

@@ -1,0 +1,117 @@
+"""Benchmarks behind ``dragkit bench``: speed and memory of each stage (``speed``), and how well
+each method really moves a shape in the toy scenes (``toy``, see :mod:`.toybench`).
+
+Speed runs on random weights (timing does not depend on them): the SD1.5 UNet architecture at
+512x512 on a GPU, or the tiny test architecture anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import time
+from typing import Callable
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.loaders import single_file_utils
+
+from .core.inversion import ddim_invert
+from .core.methods.dragdiffusion import DragConfig, drag_latent
+from .core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
+from .core.methods.diffeditor import diffeditor_config, regional_sde_sample
+from .core.guidance import drag_geometry
+from .core.model import DragModel, default_dtype
+from .core.points import DragPoints
+from .core.sd15 import SD15_LDM_CONFIG
+
+TINY_ARCH = dict(
+    sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16, attention_head_dim=2,
+    norm_num_groups=32,
+)
+
+
+def random_model(arch: str, device: torch.device) -> tuple[DragModel, int]:
+    """A model with random weights and its image size: ``sd15`` (512 px) or ``tiny`` (128 px)."""
+    torch.manual_seed(0)
+    if arch == "sd15":
+        unet = UNet2DConditionModel(**single_file_utils.create_unet_diffusers_config_from_ldm(SD15_LDM_CONFIG, {}))
+        embeds, size, layers = torch.randn(1, 77, 768), 512, {}
+    else:
+        unet = UNet2DConditionModel(**TINY_ARCH)
+        embeds, size, layers = torch.randn(1, 4, 16), 128, {"feature_layers": [1], "guidance_layers": [1, 2]}
+    model = DragModel(unet=unet.eval().requires_grad_(False), default_embeds=embeds, settings=dict(layers, vae_scale=8))
+    model.to(device, default_dtype(device))
+    model.default_embeds = embeds.to(device)
+    return model, size
+
+
+def _timed(function: Callable, device: torch.device) -> tuple[float, object]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = function()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (kB on Linux)
+
+
+def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -> dict:
+    """Seconds per step of each stage and the peak memory, on random weights."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, size = random_model(arch, device)
+    latent = torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(0)).to(device)
+    points = DragPoints.from_pairs((size, size), [((size * 0.3, size * 0.5), (size * 0.6, size * 0.5))])
+    mask = torch.zeros(size, size)
+    mask[size // 4: 3 * size // 4, size // 8: 7 * size // 8] = 1
+    layers = tuple(model.settings.get("feature_layers", (3,)))
+    report = {"arch": arch, "device": str(device), "dtype": str(model.dtype), "image_size": size}
+
+    seconds, inversion = _timed(lambda: ddim_invert(model, latent, num_steps=50, strength=0.7), device)
+    report["inversion_s_per_step"] = seconds / len(inversion.timesteps)
+
+    config = DragConfig(feature_layers=layers, max_steps=drag_steps, stop_distance=0.0)
+    seconds, result = _timed(lambda: drag_latent(model, inversion, points, mask, config), device)
+    report["drag_s_per_step"] = seconds / max(result.steps, 1)
+    report["drag_80_steps_s"] = report["drag_s_per_step"] * 80
+
+    inversion_075 = ddim_invert(model, latent, num_steps=50, strength=0.75)
+    aldd = AlDDConfig(drag=dataclasses.replace(GOODDRAG_DRAG, feature_layers=layers, stop_distance=0.0), patience=1000)
+    seconds, _ = _timed(lambda: aldd_sample(model, inversion_075, points, mask, aldd), device)
+    report["gooddrag_edit_s"] = seconds
+
+    full = ddim_invert(model, latent, num_steps=50, strength=1.0)
+    sde = diffeditor_config()
+    sde.guidance.feature_layers = tuple(model.settings.get("guidance_layers", (2, 3)))
+    geometry = drag_geometry(torch.tensor(points.handles), torch.tensor(points.targets), mask,
+                             tuple(latent.shape[-2:]), (size, size), sde.guidance)
+    seconds, _ = _timed(lambda: regional_sde_sample(model, full, geometry, sde), device)
+    report["diffeditor_edit_s"] = seconds
+    report["peak_memory_mb"] = _peak_memory_mb(device)
+    return report
+
+
+def print_table(rows: dict[str, dict], columns: list[str]) -> None:
+    width = max(len(name) for name in rows) + 2
+    print("method".ljust(width) + "".join(c.rjust(18) for c in columns))
+    for name, values in rows.items():
+        cells = []
+        for column in columns:
+            value = values.get(column)
+            cells.append((f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(18))
+        print(name.ljust(width) + "".join(cells))
+
+
+def write_json(path: str | None, data: dict) -> None:
+    if path:
+        with open(path, "w") as handle:
+            json.dump(data, handle, indent=2)

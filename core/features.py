@@ -73,7 +73,10 @@ def unet_feature_maps(
     return_noise: bool = False,
     mode: str = "bilinear",
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """Like :func:`unet_features` but one float32 map per layer, each resized to ``size`` with ``mode``."""
+    """Decoder feature maps of ``latent`` at ``timestep``, one float32 ``(B, C_k, H, W)`` map per layer.
+
+    Args: as :func:`unet_features`, plus ``mode``, the resampling (``"bilinear"`` or ``"nearest"``).
+    """
     if not layers:
         raise DragKitInputError("`feature_layers` is empty; give at least one layer index (DragDiffusion: 3).")
     noise = None
@@ -107,13 +110,12 @@ def unet_features(
         timestep: DDPM timestep (0..999).
         embeds: ``(B, L, D)`` prompt embedding in the model's dtype.
         layers: feature indices in DragDiffusion's convention.
-        size: ``(H, W)`` to resize every feature map to (bilinear); ``None`` keeps the first
-            layer's size (all layers must then share it).
+        size: ``(H, W)`` to resize every map to (bilinear); ``None`` keeps the first layer's size.
         return_noise: also run the rest of the UNet and return its epsilon prediction.
 
     Returns:
-        ``features`` of shape ``(B, sum of channels, H, W)`` in float32, and the epsilon prediction
-        ``(B, C, h, w)`` float32 (or ``None`` when not asked for).
+        ``(B, sum of channels, H, W)`` float32 features, and the ``(B, C, h, w)`` float32 epsilon
+        prediction (``None`` unless asked for; without it the pass stops after the deepest layer).
     """
     maps, noise = unet_feature_maps(model, latent, timestep, embeds, layers, size, return_noise)
     return torch.cat(maps, dim=1), noise

@@ -17,6 +17,22 @@ SUPERVISION_PRESETS = {"DragDiffusion": DRAGDIFFUSION, "GoodDrag IPMS": DRAGDIFF
 POINTS_EXAMPLE = '{"image_size": [512, 512], "pairs": [{"handle": [200, 256], "target": [280, 256]}]}'
 
 
+FEATURE_LAYER_INPUT = ("INT", {"default": -1, "min": -1, "max": 8, "tooltip": "UNet decoder feature: 0 = mid block, "
+                                "k = up block k-1. -1 = the model's recommendation (SD1.5: 3)."})
+RESCALE_INPUT = ("BOOLEAN", {"default": False, "tooltip": "Scale the points when they were drawn on an image of another "
+                             "size. Off = such a mismatch is an error."})
+POINTS_INPUT = ("DRAG_POINTS", {"tooltip": "Handle -> target pairs from the Point Picker or DragKit Points."})
+DRAG_OPTIONAL_INPUTS = {
+    "mask": ("MASK", {"tooltip": "Editable region (white = may change). Empty = no background term."}),
+    "conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP}),
+}
+
+
+def lam_input(default: float) -> tuple:
+    return ("FLOAT", {"default": default, "min": 0.0, "max": 10.0, "step": 0.01,
+                      "tooltip": f"Weight of keeping the area outside the mask ({default}). 0 = off; no effect without a mask."})
+
+
 def feature_layers(drag_model, feature_layer: int, default: tuple[int, ...]) -> tuple[int, ...]:
     """The widget's layer, or the model's recommendation (-1), or the method's default."""
     if feature_layer >= 0:
@@ -79,28 +95,22 @@ class DragKitDragOptimizer:
             "required": {
                 "drag_model": ("DRAG_MODEL", {"tooltip": MODEL_TOOLTIP}),
                 "inversion": ("DRAG_INVERSION", {"tooltip": "From DragKit DDIM Inverter (strength 0.7 for DragDiffusion)."}),
-                "points": ("DRAG_POINTS", {"tooltip": "Handle -> target pairs from the Point Picker or DragKit Points."}),
+                "points": POINTS_INPUT,
                 "supervision": (list(SUPERVISION_PRESETS), {"tooltip": "DragDiffusion: r1=1, r2=3, unit steps. GoodDrag "
                                 "IPMS: r1=4, r2=12, steps up to 4, against the original handle feature."}),
                 "max_steps": ("INT", {"default": DRAGDIFFUSION.max_steps, "min": 0, "max": 1000,
                                       "tooltip": "Most optimisation steps (80); 80-100 for long drags. 0 = no drag."}),
                 "learning_rate": ("FLOAT", {"default": DRAGDIFFUSION.learning_rate, "min": 1e-4, "max": 1.0, "step": 1e-3,
                                             "tooltip": "Adam step on the latent (0.01). 0.02-0.04 is faster, rougher."}),
-                "lam": ("FLOAT", {"default": DRAGDIFFUSION.lam, "min": 0.0, "max": 10.0, "step": 0.01,
-                                  "tooltip": "Weight of keeping the area outside the mask (0.1). 0 = off; no effect without a mask."}),
+                "lam": lam_input(DRAGDIFFUSION.lam),
                 "patch_radius": ("INT", {"default": -1, "min": -1, "max": 32, "tooltip": "Motion-supervision patch "
                                          "radius r1 in half-resolution pixels. -1 = the supervision's default (1 or 4)."}),
                 "track_radius": ("INT", {"default": -1, "min": -1, "max": 64, "tooltip": "Tracking window radius r2 in "
                                          "half-resolution pixels. -1 = the supervision's default (3 or 12)."}),
-                "feature_layer": ("INT", {"default": -1, "min": -1, "max": 8, "tooltip": "UNet decoder feature: 0 = mid "
-                                          "block, k = up block k-1. -1 = the model's recommendation (SD1.5: 3)."}),
-                "rescale_points": ("BOOLEAN", {"default": False, "tooltip": "Scale the points when they were drawn on an "
-                                               "image of another size. Off = such a mismatch is an error."}),
+                "feature_layer": FEATURE_LAYER_INPUT,
+                "rescale_points": RESCALE_INPUT,
             },
-            "optional": {
-                "mask": ("MASK", {"tooltip": "Editable region (white = may change). Empty = no background term."}),
-                "conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP}),
-            },
+            "optional": dict(DRAG_OPTIONAL_INPUTS),
         }
 
     @comfy.with_grad
@@ -138,7 +148,7 @@ class DragKitAlDDSampler:
             "required": {
                 "drag_model": ("DRAG_MODEL", {"tooltip": MODEL_TOOLTIP}),
                 "inversion": ("DRAG_INVERSION", {"tooltip": "From DragKit DDIM Inverter at strength 0.75 (GoodDrag: t=741)."}),
-                "points": ("DRAG_POINTS", {"tooltip": "Handle -> target pairs from the Point Picker or DragKit Points."}),
+                "points": POINTS_INPUT,
                 "drag_steps": ("INT", {"default": defaults.drag_steps, "min": 0, "max": 50, "tooltip": "T: the first "
                                "denoising steps that get drag rounds (7). 0 = plain reference sampling."}),
                 "rounds": ("INT", {"default": defaults.rounds, "min": 0, "max": 100, "tooltip": "B: tracking rounds "
@@ -147,21 +157,15 @@ class DragKitAlDDSampler:
                                     "Adam steps on the latent before each tracking round (3)."}),
                 "learning_rate": ("FLOAT", {"default": GOODDRAG_DRAG.learning_rate, "min": 1e-4, "max": 1.0, "step": 1e-3,
                                             "tooltip": "Adam step on the latent (0.02)."}),
-                "lam": ("FLOAT", {"default": GOODDRAG_DRAG.lam, "min": 0.0, "max": 10.0, "step": 0.01,
-                                  "tooltip": "Weight of keeping the area outside the mask (0.1). 0 = off."}),
+                "lam": lam_input(GOODDRAG_DRAG.lam),
                 "patience": ("INT", {"default": defaults.patience, "min": 1, "max": 100, "tooltip": "Stop dragging after "
                              "this many rounds in which no handle moved (5)."}),
-                "feature_layer": ("INT", {"default": -1, "min": -1, "max": 8, "tooltip": "UNet decoder feature: 0 = mid "
-                                  "block, k = up block k-1. -1 = the model's recommendation (SD1.5: 3)."}),
+                "feature_layer": FEATURE_LAYER_INPUT,
                 "reference_attention": ("BOOLEAN", {"default": True, "tooltip": "After the drag phase the edited image "
                                         "attends to the source's keys/values (MasaCtrl), keeping identity."}),
-                "rescale_points": ("BOOLEAN", {"default": False, "tooltip": "Scale the points when they were drawn on an "
-                                   "image of another size. Off = such a mismatch is an error."}),
+                "rescale_points": RESCALE_INPUT,
             },
-            "optional": {
-                "mask": ("MASK", {"tooltip": "Editable region (white = may change). Empty = no background term."}),
-                "conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP}),
-            },
+            "optional": dict(DRAG_OPTIONAL_INPUTS),
         }
 
     @comfy.with_grad

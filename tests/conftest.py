@@ -58,6 +58,21 @@ def make_tiny_model(seed: int = 0) -> DragModel:
     return DragModel(unet=tiny_unet(seed), latent_scale=0.5, default_embeds=tiny_embeds(), name="tiny")
 
 
+def smooth_latent(seed: int = 7, size: int = 16) -> torch.Tensor:
+    """A smooth (1, 4, size, size) latent: low-frequency content like a real image's."""
+    coarse = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+
+
+def inverted_tiny_model(num_steps: int, strength: float):
+    """The tiny model seen as a 128x128-pixel model (8 px per latent pixel), and an inversion."""
+    from dragkit.core.inversion import ddim_invert
+
+    model = make_tiny_model()
+    model.settings["vae_scale"] = 8
+    return model, ddim_invert(model, smooth_latent(), num_steps=num_steps, strength=strength)
+
+
 @pytest.fixture
 def tiny_model() -> DragModel:
     return make_tiny_model()
@@ -65,6 +80,4 @@ def tiny_model() -> DragModel:
 
 @pytest.fixture
 def latent() -> torch.Tensor:
-    """A smooth (1, 4, 16, 16) latent: low-frequency content like a real image's."""
-    coarse = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(7))
-    return torch.nn.functional.interpolate(coarse, size=(16, 16), mode="bilinear")
+    return smooth_latent()

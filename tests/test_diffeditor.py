@@ -6,14 +6,14 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import make_tiny_model
+from conftest import inverted_tiny_model
 
-from dragkit.core.attention import MemoryBankAttention, attention_edit, decoder_self_attention_layers
-from dragkit.core.attention import ReferenceAttentionConfig
+from dragkit.core.attention import (
+    MemoryBankAttention, ReferenceAttentionConfig, attention_edit, decoder_self_attention_layers,
+)
 from dragkit.core.errors import DragKitInputError
 from dragkit.core.features import unet_feature_maps
 from dragkit.core.guidance import drag_geometry, energies, guidance, move_geometry, object_affine
-from dragkit.core.inversion import ddim_invert
 from dragkit.core.methods.diffeditor import (
     RegionalSDEConfig, ddim_step, diffeditor_config, dragondiffusion_config, initial_latent, regional_sde_sample,
 )
@@ -24,11 +24,7 @@ SIZE = (128, 128)
 
 @pytest.fixture(scope="module")
 def setup():
-    model = make_tiny_model()
-    model.settings["vae_scale"] = 8
-    coarse = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(7))
-    latent = torch.nn.functional.interpolate(coarse, size=(16, 16), mode="bilinear")
-    inversion = ddim_invert(model, latent, num_steps=30, strength=1.0)
+    model, inversion = inverted_tiny_model(num_steps=30, strength=1.0)
     mask = torch.zeros(*SIZE)
     mask[30:100, 20:110] = 1
     return model, inversion, mask

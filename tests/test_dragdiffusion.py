@@ -6,10 +6,9 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import make_tiny_model
+from conftest import inverted_tiny_model
 
 from dragkit.core.errors import DragKitInputError
-from dragkit.core.inversion import ddim_invert
 from dragkit.core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, DragConfig, drag_latent
 from dragkit.core.points import DragPoints
 from dragkit.nodes.drag_nodes import DragKitDragOptimizer, DragKitPoints
@@ -20,11 +19,7 @@ POINTS = DragPoints.from_pairs((128, 128), [((40, 64), (72, 64))])
 
 @pytest.fixture(scope="module")
 def setup():
-    model = make_tiny_model()
-    model.settings["vae_scale"] = 8
-    coarse = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(7))
-    latent = torch.nn.functional.interpolate(coarse, size=(16, 16), mode="bilinear")
-    return model, ddim_invert(model, latent, num_steps=50, strength=0.7)
+    return inverted_tiny_model(num_steps=50, strength=0.7)
 
 
 @pytest.mark.parametrize("preset", [DRAGDIFFUSION, DRAGDIFFUSION_IPMS], ids=["dragdiffusion", "ipms"])

@@ -7,10 +7,9 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import make_tiny_model
+from conftest import inverted_tiny_model
 
 from dragkit.core.errors import DragKitInputError
-from dragkit.core.inversion import ddim_invert
 from dragkit.core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from dragkit.core.points import DragPoints
 from dragkit.core.sampling import reference_sample
@@ -20,11 +19,7 @@ POINTS = DragPoints.from_pairs((128, 128), [((40, 64), (72, 64))])
 
 @pytest.fixture(scope="module")
 def setup():
-    model = make_tiny_model()
-    model.settings["vae_scale"] = 8
-    coarse = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(7))
-    latent = torch.nn.functional.interpolate(coarse, size=(16, 16), mode="bilinear")
-    return model, ddim_invert(model, latent, num_steps=20, strength=0.75)  # 15 steps, t=701
+    return inverted_tiny_model(num_steps=20, strength=0.75)
 
 
 def _config(**changes):

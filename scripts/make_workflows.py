@@ -94,124 +94,109 @@ def build(graph: list[dict], links: list[tuple]) -> dict:
 
 
 PROMPT = "a photo"
+MODEL, PROMPT_NODE, IMAGE, LATENT, PICKER = 5, 3, 2, 4, 6  # ids of the nodes every graph starts with
 
-DRAGDIFFUSION = (
-    [
+
+def front(prompt: str = PROMPT, title: str | None = None, picker_mask: bool = True) -> tuple[list, list]:
+    """Checkpoint, image, prompt, VAE Encode, DRAG_MODEL bridge and Point Picker: nodes 1-6."""
+    prompt_node = {"id": PROMPT_NODE, "type": "CLIPTextEncode", "pos": (360, 0), "widgets": {0: prompt}}
+    if title:
+        prompt_node["title"] = title
+    nodes = [
         {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0)},
-        {"id": 2, "type": "LoadImage", "pos": (0, 200)},
-        {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "widgets": {0: PROMPT}},
-        {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
-        {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
-        {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
-        {"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0)},
-        {"id": 8, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
-        {"id": 9, "type": "DragKitSampler", "pos": (1440, 0)},
-        {"id": 10, "type": "VAEDecode", "pos": (1800, 0)},
-        {"id": 11, "type": "SaveImage", "pos": (2100, 0), "widgets": {0: "dragkit/dragdiffusion"}},
-    ],
-    [
-        (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 10, "vae"),
-        (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"), (2, "MASK", 6, "mask"), (6, "mask", 8, "mask"),
-        (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (3, "CONDITIONING", 7, "conditioning"),
-        (5, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (6, "points", 8, "points"),
-        (3, "CONDITIONING", 8, "conditioning"),
-        (5, "drag_model", 9, "drag_model"), (8, "inversion", 9, "inversion"), (3, "CONDITIONING", 9, "conditioning"),
-        (9, "latent", 10, "samples"), (10, "IMAGE", 11, "images"),
-    ],
-)
+        {"id": IMAGE, "type": "LoadImage", "pos": (0, 200)},
+        prompt_node,
+        {"id": LATENT, "type": "VAEEncode", "pos": (360, 220)},
+        {"id": MODEL, "type": "DragKitModelFromComfy", "pos": (360, 340)},
+        {"id": PICKER, "type": "DragKitPointPicker", "pos": (0, 560)},
+    ]
+    links = [(1, "MODEL", MODEL, "model"), (1, "CLIP", PROMPT_NODE, "clip"), (1, "VAE", LATENT, "vae"),
+             (IMAGE, "IMAGE", LATENT, "pixels"), (IMAGE, "IMAGE", PICKER, "image")]
+    if picker_mask:
+        links.append((IMAGE, "MASK", PICKER, "mask"))
+    return nodes, links
 
-GOODDRAG = (
-    [
-        {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0)},
-        {"id": 2, "type": "LoadImage", "pos": (0, 200)},
-        {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "title": "Empty prompt (GoodDrag)", "widgets": {0: ""}},
-        {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
-        {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
-        {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
-        {"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 0.75}},
-        {"id": 8, "type": "DragKitAlDDSampler", "pos": (1080, 0)},
-        {"id": 9, "type": "VAEDecode", "pos": (1440, 0)},
-        {"id": 10, "type": "SaveImage", "pos": (1740, 0), "widgets": {0: "dragkit/gooddrag"}},
-    ],
-    [
-        (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 9, "vae"),
-        (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"), (2, "MASK", 6, "mask"), (6, "mask", 8, "mask"),
-        (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (3, "CONDITIONING", 7, "conditioning"),
-        (5, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (6, "points", 8, "points"),
-        (3, "CONDITIONING", 8, "conditioning"),
-        (8, "latent", 9, "samples"), (9, "IMAGE", 10, "images"),
-    ],
-)
 
-def guided(method: str, prefix: str):
-    """DragonDiffusion / DiffEditor: no LoRA, inversion to pure noise, guidance during sampling."""
-    return (
-        [
-            {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0)},
-            {"id": 2, "type": "LoadImage", "pos": (0, 200)},
-            {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "widgets": {0: PROMPT}},
-            {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
-            {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
-            {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
-            {"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 1.0}},
-            {"id": 8, "type": "DragKitRegionalSDESampler", "pos": (1080, 0), "widgets": {"method": method}},
-            {"id": 9, "type": "VAEDecode", "pos": (1440, 0)},
-            {"id": 10, "type": "SaveImage", "pos": (1740, 0), "widgets": {0: prefix}},
-        ],
-        [
-            (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 9, "vae"),
-            (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"), (2, "MASK", 6, "mask"),
-            (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (3, "CONDITIONING", 7, "conditioning"),
-            (5, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (6, "points", 8, "points"),
-            (6, "mask", 8, "mask"), (3, "CONDITIONING", 8, "conditioning"),
-            (8, "latent", 9, "samples"), (9, "IMAGE", 10, "images"),
-        ],
+def conditioned(node: int, model: int = MODEL) -> list:
+    """Links giving ``node`` the DRAG_MODEL and the prompt."""
+    return [(model, "drag_model", node, "drag_model"), (PROMPT_NODE, "CONDITIONING", node, "conditioning")]
+
+
+def back(decode: int, latent_from: int, prefix: str, x: int) -> tuple[list, list]:
+    """VAE Decode and Save Image at ids ``decode`` and ``decode + 1``."""
+    nodes = [{"id": decode, "type": "VAEDecode", "pos": (x, 0)},
+             {"id": decode + 1, "type": "SaveImage", "pos": (x + 300, 0), "widgets": {0: prefix}}]
+    links = [(1, "VAE", decode, "vae"), (latent_from, "latent", decode, "samples"), (decode, "IMAGE", decode + 1, "images")]
+    return nodes, links
+
+
+def graph(*parts: tuple[list, list]) -> tuple[list, list]:
+    return [n for nodes, _ in parts for n in nodes], [link for _, links in parts for link in links]
+
+
+def dragdiffusion() -> tuple[list, list]:
+    middle = (
+        [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0)},
+         {"id": 8, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
+         {"id": 9, "type": "DragKitSampler", "pos": (1440, 0)}],
+        [(LATENT, "LATENT", 7, "latent"), *conditioned(7),
+         (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"), *conditioned(8),
+         (8, "inversion", 9, "inversion"), *conditioned(9)],
     )
+    return graph(front(), middle, back(10, 9, "dragkit/dragdiffusion", 1800))
 
 
-AUTO_REGION = (
-    [
-        {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0)},
-        {"id": 2, "type": "LoadImage", "pos": (0, 200)},
-        {"id": 3, "type": "CLIPTextEncode", "pos": (360, 0), "widgets": {0: PROMPT}},
-        {"id": 4, "type": "VAEEncode", "pos": (360, 220)},
-        {"id": 5, "type": "DragKitModelFromComfy", "pos": (360, 340)},
-        {"id": 6, "type": "DragKitPointPicker", "pos": (0, 560)},
-        {"id": 7, "type": "DragKitFeatureRegion", "pos": (720, 300)},
-        {"id": 8, "type": "DragKitDDIMInverter", "pos": (720, 0)},
-        {"id": 9, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
-        {"id": 10, "type": "DragKitSampler", "pos": (1440, 0)},
-        {"id": 11, "type": "VAEDecode", "pos": (1800, 0)},
-        {"id": 12, "type": "SaveImage", "pos": (2100, 0), "widgets": {0: "dragkit/auto_region"}},
-        {"id": 13, "type": "MaskPreview", "pos": (1080, 420)},
-    ],
-    [
-        (1, "MODEL", 5, "model"), (1, "CLIP", 3, "clip"), (1, "VAE", 4, "vae"), (1, "VAE", 11, "vae"),
-        (2, "IMAGE", 4, "pixels"), (2, "IMAGE", 6, "image"),
-        (5, "drag_model", 7, "drag_model"), (4, "LATENT", 7, "latent"), (6, "points", 7, "points"),
-        (3, "CONDITIONING", 7, "conditioning"), (7, "mask", 13, "mask"),
-        (5, "drag_model", 8, "drag_model"), (4, "LATENT", 8, "latent"), (3, "CONDITIONING", 8, "conditioning"),
-        (5, "drag_model", 9, "drag_model"), (8, "inversion", 9, "inversion"), (6, "points", 9, "points"),
-        (7, "mask", 9, "mask"), (3, "CONDITIONING", 9, "conditioning"),
-        (5, "drag_model", 10, "drag_model"), (9, "inversion", 10, "inversion"), (3, "CONDITIONING", 10, "conditioning"),
-        (10, "latent", 11, "samples"), (11, "IMAGE", 12, "images"),
-    ],
-)
+def gooddrag() -> tuple[list, list]:
+    middle = (
+        [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 0.75}},
+         {"id": 8, "type": "DragKitAlDDSampler", "pos": (1080, 0)}],
+        [(LATENT, "LATENT", 7, "latent"), *conditioned(7),
+         (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"), *conditioned(8)],
+    )
+    return graph(front("", "Empty prompt (GoodDrag)"), middle, back(9, 8, "dragkit/gooddrag", 1440))
+
+
+def guided(method: str, prefix: str) -> tuple[list, list]:
+    """DragonDiffusion / DiffEditor: no LoRA, inversion to pure noise, guidance during sampling."""
+    middle = (
+        [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 1.0}},
+         {"id": 8, "type": "DragKitRegionalSDESampler", "pos": (1080, 0), "widgets": {"method": method}}],
+        [(LATENT, "LATENT", 7, "latent"), *conditioned(7),
+         (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"), *conditioned(8)],
+    )
+    return graph(front(), middle, back(9, 8, prefix, 1440))
+
+
+def auto_region() -> tuple[list, list]:
+    """DragDiffusion whose editable mask is the feature-correspondence region of the handles."""
+    middle = (
+        [{"id": 7, "type": "DragKitFeatureRegion", "pos": (720, 300)},
+         {"id": 8, "type": "DragKitDDIMInverter", "pos": (720, 0)},
+         {"id": 9, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
+         {"id": 10, "type": "DragKitSampler", "pos": (1440, 0)},
+         {"id": 13, "type": "MaskPreview", "pos": (1080, 420)}],
+        [(LATENT, "LATENT", 7, "latent"), (PICKER, "points", 7, "points"), *conditioned(7), (7, "mask", 13, "mask"),
+         (LATENT, "LATENT", 8, "latent"), *conditioned(8),
+         (8, "inversion", 9, "inversion"), (PICKER, "points", 9, "points"), (7, "mask", 9, "mask"), *conditioned(9),
+         (9, "inversion", 10, "inversion"), *conditioned(10)],
+    )
+    return graph(front(picker_mask=False), middle, back(11, 10, "dragkit/auto_region", 1800))
+
 
 WORKFLOWS = {
-    "dragdiffusion.json": DRAGDIFFUSION,
-    "gooddrag.json": GOODDRAG,
-    "dragondiffusion.json": guided("DragonDiffusion", "dragkit/dragondiffusion"),
-    "diffeditor.json": guided("DiffEditor", "dragkit/diffeditor"),
-    "auto_region.json": AUTO_REGION,
+    "dragdiffusion.json": dragdiffusion,
+    "gooddrag.json": gooddrag,
+    "dragondiffusion.json": lambda: guided("DragonDiffusion", "dragkit/dragondiffusion"),
+    "diffeditor.json": lambda: guided("DiffEditor", "dragkit/diffeditor"),
+    "auto_region.json": auto_region,
 }
 
 
 def main() -> int:
     out = ROOT / "workflows"
     out.mkdir(exist_ok=True)
-    for name, (graph, links) in WORKFLOWS.items():
-        (out / name).write_text(json.dumps(build(graph, links), indent=2) + "\n")
+    for name, make in WORKFLOWS.items():
+        (out / name).write_text(json.dumps(build(*make()), indent=2) + "\n")
         print("wrote", out / name)
     return 0
 

@@ -2,6 +2,7 @@
 
 from .drag_nodes import DragKitAlDDSampler, DragKitDragOptimizer, DragKitPoints
 from .guidance_nodes import DragKitRegionalSDESampler
+from .metric_nodes import DragKitDAI
 from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
 from .picker_nodes import DragKitFeatureRegion, DragKitPointPicker
 from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
@@ -17,6 +18,7 @@ _NODES = {
     DragKitDragOptimizer: "DragKit Drag Optimizer",
     DragKitAlDDSampler: "DragKit AlDD Sampler (GoodDrag)",
     DragKitRegionalSDESampler: "DragKit Regional SDE Sampler (DragonDiffusion / DiffEditor)",
+    DragKitDAI: "DragKit DAI (drag accuracy)",
 }
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in _NODES}

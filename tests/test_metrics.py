@@ -59,3 +59,21 @@ def test_psnr_and_shape_measures():
     assert int(mask.sum()) == 8 and centroid(mask) == (5.5, 2.5)
     assert iou(mask, mask) == 1.0 and iou(mask, ~mask) == 0.0
     assert centroid(torch.zeros(4, 4, dtype=torch.bool)) is None
+
+
+def test_dai_node():
+    import json
+
+    from dragkit.core.errors import DragKitInputError
+    from dragkit.nodes.metric_nodes import DragKitDAI
+
+    original = _image().permute(1, 2, 0)[None]
+    edited = torch.roll(original, shifts=10, dims=2)
+    points = DragPoints.from_pairs((64, 64), [((20, 30), (30, 30))])
+    result = DragKitDAI().measure(original, edited, points, "1, 5", False)
+    report, first = result["result"]
+    assert json.loads(report) == {"dai_gamma_1": 0.0, "dai_gamma_5": 0.0} and first == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(DragKitInputError, match="differ in size"):
+        DragKitDAI().measure(original, edited[:, :32], points, "1", False)
+    with pytest.raises(DragKitInputError, match="gammas"):
+        DragKitDAI().measure(original, edited, points, "x", False)

@@ -18,6 +18,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.loaders import single_file_utils
 
 from .core.inversion import ddim_invert
+from .core.lora import LoraTrainingConfig, train_lora
 from .core.methods.dragdiffusion import DragConfig, drag_latent
 from .core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from .core.methods.diffeditor import diffeditor_config, regional_sde_sample
@@ -75,6 +76,11 @@ def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -
     mask[size // 4: 3 * size // 4, size // 8: 7 * size // 8] = 1
     layers = tuple(model.settings.get("feature_layers", (3,)))
     report = {"arch": arch, "device": str(device), "dtype": str(model.dtype), "image_size": size}
+
+    lora_steps = 5
+    seconds, _ = _timed(lambda: train_lora(model, latent, config=LoraTrainingConfig(steps=lora_steps)), device)
+    report["lora_s_per_step"] = seconds / lora_steps
+    report["lora_80_steps_s"] = report["lora_s_per_step"] * 80
 
     seconds, inversion = _timed(lambda: ddim_invert(model, latent, num_steps=50, strength=0.7), device)
     report["inversion_s_per_step"] = seconds / len(inversion.timesteps)

@@ -2,14 +2,17 @@
 
 from .drag_nodes import DragKitAlDDSampler, DragKitDragOptimizer, DragKitPoints
 from .guidance_nodes import DragKitRegionalSDESampler
-from .metric_nodes import DragKitDAI
 from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
+from .lora_nodes import DragKitLoraLoader, DragKitLoraTrainer
+from .metric_nodes import DragKitDAI
 from .picker_nodes import DragKitFeatureRegion, DragKitPointPicker
 from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
 
 _NODES = {
     DragKitModelLoader: "DragKit Model Loader",
     DragKitModelFromComfy: "DragKit Model From Comfy",
+    DragKitLoraTrainer: "DragKit LoRA Trainer",
+    DragKitLoraLoader: "DragKit LoRA Loader",
     DragKitDDIMInverter: "DragKit DDIM Inverter",
     DragKitSampler: "DragKit Sampler",
     DragKitPointPicker: "DragKit Point Picker",

@@ -175,3 +175,11 @@ def save_temp_image(image, prefix: str = "dragkit") -> dict | None:
     filename = f"{prefix}_{uuid.uuid4().hex[:12]}.png"
     image.save(os.path.join(folder, filename), compress_level=1)
     return {"filename": filename, "subfolder": "", "type": "temp"}
+
+
+def loras_folder() -> str | None:
+    """The first of ComfyUI's LoRA folders (where the LoRA Trainer saves), or ``None`` outside ComfyUI."""
+    if folder_paths is None:
+        return None
+    paths = folder_paths.get_folder_paths("loras")
+    return paths[0] if paths else None

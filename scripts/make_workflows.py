@@ -134,26 +134,37 @@ def graph(*parts: tuple[list, list]) -> tuple[list, list]:
     return [n for nodes, _ in parts for n in nodes], [link for _, links in parts for link in links]
 
 
+LORA = 12
+
+
+def lora(preset: str) -> tuple[list, list]:
+    """The LoRA Trainer between the DRAG_MODEL bridge and everything downstream."""
+    return ([{"id": LORA, "type": "DragKitLoraTrainer", "pos": (360, 480), "widgets": {"preset": preset,
+                                                                                       "steps": 0}}],
+            [(LATENT, "LATENT", LORA, "latent"), *conditioned(LORA)])
+
+
 def dragdiffusion() -> tuple[list, list]:
     middle = (
         [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0)},
          {"id": 8, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
          {"id": 9, "type": "DragKitSampler", "pos": (1440, 0)}],
-        [(LATENT, "LATENT", 7, "latent"), *conditioned(7),
-         (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"), *conditioned(8),
-         (8, "inversion", 9, "inversion"), *conditioned(9)],
+        [(LATENT, "LATENT", 7, "latent"), *conditioned(7, LORA),
+         (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"),
+         *conditioned(8, LORA), (8, "inversion", 9, "inversion"), *conditioned(9, LORA)],
     )
-    return graph(front(), middle, back(10, 9, "dragkit/dragdiffusion", 1800))
+    return graph(front(), lora("DragDiffusion"), middle, back(10, 9, "dragkit/dragdiffusion", 1800))
 
 
 def gooddrag() -> tuple[list, list]:
     middle = (
         [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 0.75}},
          {"id": 8, "type": "DragKitAlDDSampler", "pos": (1080, 0)}],
-        [(LATENT, "LATENT", 7, "latent"), *conditioned(7),
-         (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"), *conditioned(8)],
+        [(LATENT, "LATENT", 7, "latent"), *conditioned(7, LORA),
+         (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"),
+         *conditioned(8, LORA)],
     )
-    return graph(front("", "Empty prompt (GoodDrag)"), middle, back(9, 8, "dragkit/gooddrag", 1440))
+    return graph(front("", "Empty prompt (GoodDrag)"), lora("GoodDrag"), middle, back(9, 8, "dragkit/gooddrag", 1440))
 
 
 def guided(method: str, prefix: str) -> tuple[list, list]:

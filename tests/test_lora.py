@@ -1,0 +1,141 @@
+"""LoRA training: it learns the image, leaves the input model alone, caches, saves and loads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_tiny_model, smooth_latent
+
+from dragkit.core.errors import DragKitInputError, DragKitModelError
+from dragkit.core.lora import LoraTrainingConfig, load_lora, save_lora, train_lora
+
+CONFIG = LoraTrainingConfig(steps=15, rank=4, learning_rate=2e-3, batch_size=2)
+
+
+def _denoising_loss(model, latent):
+    """MSE of the noise prediction over fixed noise and timesteps (lower = knows this image)."""
+    from diffusers import DDPMScheduler
+
+    schedule = DDPMScheduler.from_config(model.scheduler_config)
+    generator = torch.Generator().manual_seed(99)
+    losses = []
+    with torch.no_grad():
+        for t in (50, 250, 500, 750):
+            noise = torch.randn(latent.shape, generator=generator)
+            noisy = schedule.add_noise(latent, noise, torch.tensor([t]))
+            losses.append(torch.mean((model.predict_noise(noisy, t, model.prompt_embeds(None)) - noise) ** 2))
+    return float(torch.stack(losses).mean())
+
+
+@pytest.fixture(scope="module")
+def trained():
+    model = make_tiny_model()
+    latent = smooth_latent()
+    before = model.predict_noise(latent, 300, model.prompt_embeds(None))
+    losses = []
+    lora = train_lora(model, latent, config=CONFIG, callback=lambda s, n, i: losses.append(i["loss"]))
+    return model, lora, latent, before, losses
+
+
+def test_training_learns_the_image_and_leaves_the_input_model(trained):
+    model, lora, latent, before, losses = trained
+    assert len(losses) == CONFIG.steps
+    assert _denoising_loss(lora, latent) < _denoising_loss(model, latent)
+    after = model.predict_noise(latent, 300, model.prompt_embeds(None))
+    assert torch.equal(after, before)  # the input bundle is bit-identical
+    assert not torch.allclose(lora.predict_noise(latent, 300, model.prompt_embeds(None)), before)
+    assert lora.unet is model.unet and model.adapter is None and lora.adapter.startswith("dragkit_")
+
+
+def test_same_inputs_hit_the_cache(trained):
+    model, lora, latent, _, _ = trained
+    calls = []
+    again = train_lora(model, latent, config=CONFIG, callback=lambda *a: calls.append(1))
+    assert calls == [] and again.adapter == lora.adapter
+    other = train_lora(model, latent, config=LoraTrainingConfig(steps=1, rank=4))
+    assert other.adapter != lora.adapter
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    model, lora, latent, _, _ = trained
+    path = save_lora(lora, tmp_path / "mine", {"steps": CONFIG.steps})
+    assert path.name == "mine.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        keys = list(handle.keys())
+        assert handle.metadata()["steps"] == "15"
+    assert all(k.startswith("lora_unet_") for k in keys)
+    assert any(k.endswith(".lora_down.weight") for k in keys) and any(k.endswith(".alpha") for k in keys)
+    fresh = make_tiny_model()
+    loaded = load_lora(fresh, path)
+    embeds = model.prompt_embeds(None)
+    torch.testing.assert_close(loaded.predict_noise(latent, 300, embeds), lora.predict_noise(latent, 300, embeds))
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.safetensors"]  # no temp files left
+
+
+def test_refuses_to_overwrite(trained, tmp_path):
+    _, lora, _, _, _ = trained
+    path = tmp_path / "taken.safetensors"
+    path.write_bytes(b"precious")
+    with pytest.raises(DragKitInputError, match="already exists"):
+        save_lora(lora, path)
+    assert path.read_bytes() == b"precious"
+    save_lora(lora, path, overwrite=True)
+    assert path.stat().st_size > 100
+
+
+def test_unwritable_folder(trained, tmp_path):
+    _, lora, _, _, _ = trained
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DragKitInputError, match="cannot write"):
+        save_lora(lora, blocker / "x.safetensors")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_cancel_removes_the_half_trained_adapter():
+    model = make_tiny_model()
+
+    def cancel(step, total, info):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(model, smooth_latent(), config=CONFIG, callback=cancel)
+    assert not getattr(model.unet, "peft_config", None)
+
+
+def test_validation_errors(tiny_model):
+    for field in ("steps", "rank", "batch_size"):
+        with pytest.raises(DragKitInputError, match=field):
+            LoraTrainingConfig(**{field: 0})
+    with pytest.raises(DragKitInputError, match="3 channels"):
+        train_lora(tiny_model, torch.zeros(1, 3, 8, 8))
+    with pytest.raises(DragKitInputError, match="no trained LoRA"):
+        save_lora(tiny_model, "/nonexistent/x.safetensors")
+    with pytest.raises(DragKitModelError, match="not found"):
+        load_lora(tiny_model, "/nonexistent/x.safetensors")
+
+
+def test_trainer_and_loader_nodes(tmp_path, monkeypatch):
+    from dragkit.nodes import comfy, lora_nodes
+
+    model = make_tiny_model()
+    latent = {"samples": smooth_latent() / model.latent_scale}
+    seen = []
+    monkeypatch.setattr(comfy, "check_interrupt", lambda: seen.append(1))
+    node = lora_nodes.DragKitLoraTrainer()
+    (trained,) = node.train(model, latent, "GoodDrag", steps=3, rank=4, learning_rate=1e-3, batch_size=1, seed=0,
+                            save_name="", overwrite=False)
+    assert trained.adapter and model.adapter is None and len(seen) == 3
+    embeds = model.prompt_embeds(None)
+    assert not torch.equal(trained.predict_noise(smooth_latent(), 300, embeds), model.predict_noise(smooth_latent(), 300, embeds))
+    with pytest.raises(DragKitInputError, match="models/loras"):
+        node.train(model, latent, "GoodDrag", 3, 4, 1e-3, 1, 0, save_name="mine", overwrite=False)
+    monkeypatch.setattr(comfy, "loras_folder", lambda: str(tmp_path))
+    node.train(model, latent, "GoodDrag", 3, 4, 1e-3, 1, 0, save_name="mine", overwrite=False)
+    assert (tmp_path / "mine.safetensors").is_file()
+    (loaded,) = lora_nodes.DragKitLoraLoader().load(make_tiny_model(), "ignored", path=str(tmp_path / "mine.safetensors"))
+    torch.testing.assert_close(loaded.predict_noise(smooth_latent(), 300, embeds),
+                               trained.predict_noise(smooth_latent(), 300, embeds))

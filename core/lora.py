@@ -2,24 +2,35 @@
 
 A LoRA on every attention projection of the UNet (``to_q``, ``to_k``, ``to_v``, ``to_out.0``) is
 trained to denoise the image's own latent, so a drag keeps the image's identity. Adapters are
-added to the bundle's UNet through diffusers' peft integration under a content-hash name, and the
-returned bundle activates only that adapter while it runs: the input bundle behaves exactly as
-before, and asking again for the same model, latent, prompt and settings trains nothing.
+added to the bundle's UNet through diffusers' peft integration (``unet.add_adapter``), as in
+diffusers ``examples/dreambooth/train_dreambooth_lora.py``, and the returned bundle activates only
+that adapter while it runs: the input bundle behaves exactly as before.
 
-Files are saved in the kohya key format (``lora_unet_<module>.lora_down.weight``, ``.lora_up``,
-``.alpha``), converted with diffusers' ``convert_state_dict_to_kohya``; ComfyUI's LoraLoader and
-other UIs read it.
+Adapters are named by a hash of everything that decides their weights (model, latent, prompt,
+schedule, settings), so asking again for the same LoRA trains nothing.
+
+Files use the kohya key layout, ``lora_unet_<diffusers module path, '.' -> '_'>.lora_down.weight``,
+``.lora_up.weight`` and ``.alpha`` (converted with diffusers' ``convert_state_dict_to_kohya``). It is
+the layout ComfyUI's LoraLoader maps for SD1.5 UNets (``comfy/lora.py`` ``model_lora_keys_unet``
+builds ``lora_unet_{diffusers key}`` from ``comfy.utils.unet_to_diffusers``); the newer peft layout
+(``unet.<module>.lora_A.weight``) is not among the keys ComfyUI maps for SD1.5.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
+import logging
+import math
 import os
+import re
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -28,27 +39,35 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.utils import convert_state_dict_to_kohya
 from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from peft.tuners.lora import LoraLayer
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .errors import DragKitInputError, DragKitModelError
 from .model import DragModel
 
+logger = logging.getLogger(__name__)
+
 ProgressCallback = Callable[[int, int, dict], None]
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+KOHYA_PREFIX = "lora_unet_"
 
 
 @dataclasses.dataclass(frozen=True)
 class LoraTrainingConfig:
-    """LoRA training settings. Defaults: DragDiffusion's (``drag_ui.py``, ``lora_utils.py``).
+    """LoRA training settings. Defaults: DragDiffusion's (``drag_ui.py``, ``utils/lora_utils.py``).
 
     Attributes:
-        steps: optimisation steps (80; GoodDrag 70).
-        rank: LoRA rank (16); alpha equals the rank (scale 1).
-        learning_rate: AdamW learning rate (5e-4), constant.
+        steps: optimisation steps (80; GoodDrag 70). At least 1.
+        rank: LoRA rank (16); alpha equals the rank, so the LoRA's scale is 1.
+        learning_rate: AdamW learning rate (5e-4), constant, no warm-up.
         batch_size: copies of the image latent per step, each with its own noise and timestep (4).
-        seed: seed of the noise and timesteps.
+        seed: seed of the noise and timesteps (a private generator; nothing global is seeded).
         betas, weight_decay, eps: AdamW settings (0.9/0.999, 1e-2, 1e-8).
-        gradient_checkpointing: trade compute for memory on small GPUs.
+        target_modules: attention projections that get a LoRA (q, k, v, out of every attention).
+        gradient_checkpointing: recompute activations in the backward pass: less memory, slower.
+        mixed_precision: on CUDA, run the UNet under autocast (fp16, or bf16 for bf16 weights) with
+            a gradient scaler; the LoRA weights stay float32. Ignored on the CPU (always float32).
     """
 
     steps: int = 80
@@ -59,192 +78,392 @@ class LoraTrainingConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 1e-2
     eps: float = 1e-8
+    target_modules: tuple[str, ...] = LORA_TARGETS
     gradient_checkpointing: bool = False
+    mixed_precision: bool = True
 
     def __post_init__(self):
-        for name, ok in (("steps", self.steps >= 1), ("rank", self.rank >= 1), ("batch_size", self.batch_size >= 1),
-                         ("learning_rate", self.learning_rate > 0)):
-            if not ok:
-                raise DragKitInputError(f"`{name}` must be {'positive' if name == 'learning_rate' else 'at least 1'}, "
-                                        f"got {getattr(self, name)}.")
+        object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        for name, hint in (("steps", "DragDiffusion trains 80 steps, GoodDrag 70"), ("rank", "the papers use 16"),
+                           ("batch_size", "the papers use 4")):
+            if getattr(self, name) < 1:
+                raise DragKitInputError(f"`{name}` must be at least 1, got {getattr(self, name)}; {hint}.")
+        if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
+            raise DragKitInputError(f"`learning_rate` must be positive, got {self.learning_rate}; the papers use 5e-4.")
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            raise DragKitInputError(f"`betas` must be two numbers in [0, 1), got {self.betas}; the default is (0.9, 0.999).")
+        if self.weight_decay < 0 or not self.eps > 0:
+            raise DragKitInputError(f"`weight_decay` must be >= 0 and `eps` > 0, got {self.weight_decay} and {self.eps}.")
+        if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
+            raise DragKitInputError(f"`target_modules` must name modules, got {self.target_modules}; e.g. {LORA_TARGETS}.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LoraTrainingConfig":
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
 
 
 DRAGDIFFUSION_LORA = LoraTrainingConfig()
-# GoodDrag trains 70 steps with the EMPTY prompt: pair this preset with an empty CLIP Text Encode.
+"""DragDiffusion: 80 steps, trained with the user's prompt (the one used for the drag)."""
 GOODDRAG_LORA = LoraTrainingConfig(steps=70)
+"""GoodDrag: 70 steps. The preset means "use an EMPTY prompt" (``bench_gooddrag.py`` trains and drags
+with ``''``): connect an empty CLIP Text Encode, here and downstream."""
+LORA_PRESETS = {"DragDiffusion": DRAGDIFFUSION_LORA, "GoodDrag": GOODDRAG_LORA}
 
-_fingerprints: dict[int, str] = {}
+
+def preset_config(preset: str, seed: int = 0, gradient_checkpointing: bool = False, **custom) -> LoraTrainingConfig:
+    """A preset by name with ``seed`` and ``gradient_checkpointing`` set, or ``"custom"`` built from ``custom``."""
+    if preset == "custom":
+        return LoraTrainingConfig(seed=seed, gradient_checkpointing=gradient_checkpointing, **custom)
+    if preset not in LORA_PRESETS:
+        raise DragKitInputError(f"`preset` must be one of {', '.join(map(repr, [*LORA_PRESETS, 'custom']))}; "
+                                f"got {preset!r}.")
+    return dataclasses.replace(LORA_PRESETS[preset], seed=seed, gradient_checkpointing=gradient_checkpointing)
+
+
+# ------------------------------------------------------------------------------------ names
+_fingerprints: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+# What each adapter DragKit added was made from: {unet: {adapter name: {"key": ..., "metadata": {...}}}}.
+_adapters: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 def model_fingerprint(model: DragModel) -> str:
-    """A short hash of a few UNet weights, memoised per UNet object."""
-    key = id(model.unet)
-    if key not in _fingerprints:
+    """A short hash of the UNet's base weights (64 evenly spaced values of every tensor), once per UNet."""
+    unet = model.unet
+    if unet not in _fingerprints:
         digest = hashlib.sha256()
-        for name in ("conv_in.weight", "conv_out.weight", "time_embedding.linear_1.weight"):
-            digest.update(model.unet.state_dict()[name].detach().float().cpu().numpy().tobytes())
-        _fingerprints[key] = digest.hexdigest()[:16]
-    return _fingerprints[key]
+        with torch.no_grad():
+            for name, parameter in unet.named_parameters():
+                if "lora_" in name:  # adapters are not part of the model's identity
+                    continue
+                flat = parameter.detach().reshape(-1)
+                digest.update(flat[:: max(1, flat.numel() // 64)][:64].float().cpu().numpy().tobytes())
+        _fingerprints[unet] = digest.hexdigest()[:16]
+    return _fingerprints[unet]
 
 
 def tensor_hash(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    """A short hash of a tensor's shape and float32 values."""
+    digest = hashlib.sha256(str(tuple(tensor.shape)).encode())
+    digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
-def adapter_name(model: DragModel, latent: torch.Tensor, embeds: torch.Tensor, config: LoraTrainingConfig) -> str:
-    """The adapter's name: a hash of everything that decides its weights."""
-    digest = hashlib.sha256(json.dumps(
-        [model_fingerprint(model), model.adapter, tensor_hash(latent), tensor_hash(embeds), dataclasses.asdict(config)]
-    ).encode())
-    return "dragkit_" + digest.hexdigest()[:16]
+def lora_key(model: DragModel, latent: torch.Tensor, embeds: torch.Tensor, config: LoraTrainingConfig) -> str:
+    """The default adapter name: a hash of everything that decides the LoRA's weights."""
+    parts = [model_fingerprint(model), model.scheduler_config, tensor_hash(latent), tensor_hash(embeds), config.to_dict()]
+    return "dragkit_" + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _loaded(unet) -> dict:
+    return getattr(unet, "peft_config", None) or {}
+
+
+def _reuse(model: DragModel, name: str, key: str) -> bool:
+    """True when adapter ``name`` is loaded and was made from ``key``; an error when the name is taken."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise DragKitInputError(f"`adapter_name` must be letters, digits and '_', got {name!r}.")
+    if name not in _loaded(model.unet):
+        return False
+    if _adapters.get(model.unet, {}).get(name, {}).get("key") == key:
+        return True
+    raise DragKitInputError(f"`adapter_name` {name!r} is already used by another LoRA in the model `{model.name}`; "
+                            "choose another name or leave it empty.")
+
+
+def _check_base(model: DragModel) -> None:
+    if model.adapter is not None:
+        raise DragKitInputError(f"the model already runs the LoRA `{model.adapter}`; connect the model from before "
+                                "the LoRA Trainer / Loader (DragKit applies one LoRA at a time).")
+
+
+def _register(model: DragModel, name: str, key: str, metadata: dict) -> DragModel:
+    _adapters.setdefault(model.unet, {})[name] = {"key": key, "metadata": metadata}
+    return model.with_adapter(name)
+
+
+def _add_adapter(unet, name: str, config: LoraConfig) -> list[torch.nn.Parameter]:
+    """Add an adapter (inactive outside :meth:`DragModel.active`); its parameters, float32 and frozen."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*multiple adapters.*")  # one per image is the design
+        unet.add_adapter(config, adapter_name=name)
+    parameters = [p for n, p in unet.named_parameters() if f".{name}." in n]
+    for parameter in parameters:
+        # diffusers' cast_training_params: trainable weights in fp32 even with an fp16 UNet.
+        parameter.data = parameter.data.float()
+        parameter.requires_grad_(False)
+    return parameters
+
+
+# ---------------------------------------------------------------------------------- training
 def train_lora(
     model: DragModel,
     latent: torch.Tensor,
     prompt_embeds: torch.Tensor | None = None,
     config: LoraTrainingConfig = DRAGDIFFUSION_LORA,
+    adapter_name: str | None = None,
     callback: ProgressCallback | None = None,
 ) -> DragModel:
-    """Fine-tune a LoRA on one image latent; return a bundle that runs with it.
+    """Fine-tune a LoRA on one image latent; return a bundle over the same UNet that runs with it.
 
     Args:
-        model: the base bundle (not modified in behaviour; the adapter is added, inactive, to its UNet).
-        latent: ``(1, C, h, w)`` scaled image latent.
-        prompt_embeds: ``(1, L, D)``; ``None`` for the model's default.
+        model: the base bundle (``adapter`` None). Its behaviour does not change: the adapter is
+            added to its UNet but only the returned bundle activates it.
+        latent: ``(1, C, h, w)`` scaled image latent (float32).
+        prompt_embeds: ``(1, L, D)``; ``None`` for the model's default. GoodDrag: the empty prompt.
         config: :data:`DRAGDIFFUSION_LORA`, :data:`GOODDRAG_LORA` or your own.
-        callback: ``callback(step, total, {"loss": ...})`` after each step; may raise to cancel (the
-            half-trained adapter is then removed).
+        adapter_name: the adapter's name; ``None`` = :func:`lora_key` (content hash). If an adapter
+            made from the same inputs is loaded already, it is returned without training.
+        callback: ``callback(step, total, {"loss": ...})`` after each step; it may raise to cancel,
+            and the half-trained adapter is then removed (the UNet is as before).
     """
     model.check_latent(latent)
     if latent.shape[0] != 1:
-        raise DragKitInputError(f"train the LoRA on one image; the latent has batch {latent.shape[0]}.")
-    if model.adapter is not None:
-        raise DragKitInputError("the model already runs a LoRA from the trainer; connect the base model instead.")
+        raise DragKitInputError(f"`latent` has batch {latent.shape[0]}; train the LoRA on one image (batch 1).")
+    _check_base(model)
     embeds = model.prompt_embeds(prompt_embeds, 1)
-    name = adapter_name(model, latent, embeds, config)
-    unet = model.unet
-    if name in (getattr(unet, "peft_config", None) or {}):
-        return model.with_adapter(name)  # cached: same model, image, prompt and settings
+    key = lora_key(model, latent, embeds, config)
+    name = adapter_name or key
+    if _reuse(model, name, key):
+        logger.info("LoRA %s is loaded already; not training", name)
+        return model.with_adapter(name)
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*multiple adapters.*")  # one per image is the design
-        unet.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian",
-                                    target_modules=list(LORA_TARGETS)), adapter_name=name)
+    unet = model.unet
     trained = model.with_adapter(name)
-    parameters = [p for n, p in unet.named_parameters() if f".{name}." in n]
-    for parameter in parameters:
-        parameter.data = parameter.data.float()  # trainable weights in fp32 even with fp16 UNets
-        parameter.requires_grad_(True)
+    parameters = _add_adapter(unet, name, LoraConfig(
+        r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian",  # DragDiffusion: A ~ N(0, 1/r), B = 0
+        target_modules=list(config.target_modules)))
+    frozen = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.betas,
                                   weight_decay=config.weight_decay, eps=config.eps)
     noise_schedule = DDPMScheduler.from_config(model.scheduler_config)
+    prediction_type = noise_schedule.config.prediction_type
     generator = torch.Generator().manual_seed(config.seed)
-    clean = latent.to(model.device, torch.float32).expand(config.batch_size, -1, -1, -1)
+    device = model.device
+    clean = latent.to(device, torch.float32).expand(config.batch_size, -1, -1, -1)
     batch_embeds = embeds.expand(config.batch_size, -1, -1)
-    autocast = (torch.autocast("cuda", dtype=model.dtype) if model.device.type == "cuda"
-                else contextlib.nullcontext())
-    if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+    amp = config.mixed_precision and device.type == "cuda"
+    compute_dtype = (torch.bfloat16 if model.dtype == torch.bfloat16 else torch.float16) if amp else model.dtype
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and compute_dtype == torch.float16)
+    was_training, was_checkpointing = unet.training, unet.is_gradient_checkpointing
     completed = False
+    losses = []
     try:
-        with trained.active():
-            unet.train()
+        for parameter in frozen:  # only the LoRA learns
+            parameter.requires_grad_(False)
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        if config.gradient_checkpointing and not was_checkpointing:
+            unet.enable_gradient_checkpointing()
+        unet.train()
+        with trained.active(), torch.enable_grad():
             for step in range(config.steps):
-                noise = torch.randn(clean.shape, generator=generator).to(model.device)
+                # 1. x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps, t ~ U{0, ..., T-1}, a fresh draw per copy
+                noise = torch.randn(clean.shape, generator=generator).to(device)
                 timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (config.batch_size,),
-                                          generator=generator).to(model.device)
+                                          generator=generator).to(device)
                 noisy = noise_schedule.add_noise(clean, noise, timesteps)
-                target = (noise_schedule.get_velocity(clean, noise, timesteps)
-                          if noise_schedule.config.prediction_type == "v_prediction" else noise)
-                with autocast:
+                # 2. target: eps, or v = sqrt(a_t) eps - sqrt(1 - a_t) x_0 for v-prediction models
+                if prediction_type == "epsilon":
+                    target = noise
+                elif prediction_type == "v_prediction":
+                    target = noise_schedule.get_velocity(clean, noise, timesteps)
+                else:
+                    raise DragKitInputError(f"the model's prediction_type is {prediction_type!r}; DragKit trains "
+                                            "LoRAs for 'epsilon' and 'v_prediction' models.")
+                # 3. loss = || f_theta(x_t, t, c) - target ||^2, one AdamW step on the LoRA weights
+                with torch.autocast(device.type, dtype=compute_dtype, enabled=amp):
                     prediction = unet(noisy.to(model.dtype), timesteps, encoder_hidden_states=batch_embeds).sample
                 loss = F.mse_loss(prediction.float(), target)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(float(loss.detach()))
                 if callback is not None:
-                    callback(step + 1, config.steps, {"loss": float(loss.detach())})
+                    callback(step + 1, config.steps, {"loss": losses[-1]})
         completed = True
     finally:
-        unet.eval()
-        if config.gradient_checkpointing:
+        unet.train(was_training)
+        if config.gradient_checkpointing and not was_checkpointing:
             unet.disable_gradient_checkpointing()
         for parameter in parameters:
             parameter.requires_grad_(False)
+            parameter.grad = None
+        for parameter in frozen:
+            parameter.requires_grad_(True)
         if not completed:
             unet.delete_adapters(name)
-    return trained
+    logger.info("trained LoRA %s: %d steps, loss %.4f -> %.4f", name, config.steps, losses[0], losses[-1])
+    metadata = {**{k: v for k, v in config.to_dict().items() if k not in ("gradient_checkpointing", "mixed_precision")},
+                "alpha": config.rank, "base_model_hash": model_fingerprint(model), "image_hash": tensor_hash(latent),
+                "prompt_hash": tensor_hash(embeds), "final_loss": round(losses[-1], 6)}
+    return _register(model, name, key, metadata)
 
 
 # ------------------------------------------------------------------------------------- files
+def dragkit_version() -> str:
+    try:
+        return importlib.metadata.version("comfyui-dragkit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def lora_save_path(folder: str | Path, name: str) -> Path:
+    """``folder/name.safetensors`` for a user-given file name; it must stay inside ``folder``."""
+    name = name.strip()
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or ".." in parts:
+        raise DragKitInputError(f"`save_name` must be a file name inside the LoRA folder, got {name!r}; "
+                                "e.g. 'cat_drag' (a sub-folder like 'dragkit/cat' is fine).")
+    return Path(folder) / (name if name.endswith(".safetensors") else name + ".safetensors")
+
+
+def kohya_state_dict(model: DragModel) -> dict[str, torch.Tensor]:
+    """The bundle's adapter as float32 CPU tensors under kohya keys, ``.alpha`` included."""
+    unet, name = model.unet, model.adapter
+    state = get_peft_model_state_dict(unet, adapter_name=name)
+    kohya = convert_state_dict_to_kohya({"unet." + key: value for key, value in state.items()})
+    # convert_state_dict_to_kohya writes alpha = rank; write each layer's real alpha (scale * rank).
+    for module_name, module in unet.named_modules():
+        if isinstance(module, LoraLayer) and name in module.lora_A:
+            alpha_key = KOHYA_PREFIX + module_name.replace(".", "_") + ".alpha"
+            if alpha_key not in kohya:
+                raise DragKitModelError(f"cannot convert the LoRA `{name}` to kohya keys ({alpha_key} is missing).")
+            kohya[alpha_key] = torch.tensor(float(module.scaling[name] * module.r[name]))
+    return {key: value.detach().float().cpu().contiguous() for key, value in kohya.items()}
+
+
 def save_lora(model: DragModel, path: str | Path, metadata: dict | None = None, overwrite: bool = False) -> Path:
     """Write the bundle's adapter to ``path`` (.safetensors, kohya keys), atomically.
 
+    The safetensors metadata holds the rank, alpha, training settings, base-model / image / prompt
+    hashes (for LoRAs trained here), the DragKit version and ``metadata``. An existing file is
+    replaced only with ``overwrite``; one holding this very LoRA is left as it is.
+
     Raises:
-        DragKitInputError: no adapter, the file exists and ``overwrite`` is off, or the folder is
-            not writable. Nothing is written in that case.
+        DragKitInputError: no adapter, the file exists (and is another LoRA) without ``overwrite``,
+            or the folder cannot be written. Nothing is written then.
     """
-    if model.adapter is None:
+    if model.adapter is None or model.adapter not in _loaded(model.unet):
         raise DragKitInputError("this model has no trained LoRA to save; connect the LoRA Trainer's output.")
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
+    record = _adapters.get(model.unet, {}).get(model.adapter, {})
     if path.exists() and not overwrite:
+        if record and _file_metadata(path).get("dragkit_key") == record["key"]:
+            logger.info("'%s' already holds this LoRA; not writing it again", path)
+            return path
         raise DragKitInputError(f"'{path}' already exists; choose another save name or turn on overwrite.")
+    tensors = kohya_state_dict(model)
+    info = {**record.get("metadata", {}), "rank": model.unet.peft_config[model.adapter].r,
+            "alpha": model.unet.peft_config[model.adapter].lora_alpha, **(metadata or {}),
+            "format": "kohya", "dragkit_adapter": model.adapter, "dragkit_key": record.get("key", model.adapter),
+            "dragkit_version": dragkit_version()}
+    info = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in info.items()}
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".dragkit_lora_", suffix=".tmp", dir=folder)
     except OSError as error:
-        raise DragKitInputError(f"cannot write to '{folder}' ({error.strerror}); choose another folder.") from None
-    if not os.access(folder, os.W_OK):
-        raise DragKitInputError(f"cannot write to '{folder}'; check its permissions or choose another folder.")
-    state = get_peft_model_state_dict(model.unet, adapter_name=model.adapter)
-    kohya = convert_state_dict_to_kohya({"unet." + key: value for key, value in state.items()})
-    tensors = {key: value.detach().float().cpu().contiguous() for key, value in kohya.items()}
-    info = {"dragkit_adapter": model.adapter, "rank": str(model.unet.peft_config[model.adapter].r),
-            **{k: str(v) for k, v in (metadata or {}).items()}}
-    handle, temporary = tempfile.mkstemp(prefix=".dragkit_lora_", suffix=".tmp", dir=folder)
+        raise DragKitInputError(f"cannot write to '{folder}' ({error.strerror or error}); choose another save "
+                                "name or folder, or fix its permissions.") from None
     os.close(handle)
     try:
         save_file(tensors, temporary, metadata=info)
-        os.replace(temporary, path)
+        os.replace(temporary, path)  # atomic: readers see the old file or the whole new one
     finally:
-        if os.path.exists(temporary):
+        with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
     return path
 
 
+def _file_metadata(path: Path) -> dict:
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError):
+        return {}
+
+
 def load_lora(model: DragModel, path: str | Path, adapter_name: str | None = None) -> DragModel:
-    """Load a LoRA file saved by :func:`save_lora` (kohya keys) into the bundle's UNet; return a bundle using it."""
+    """Load a LoRA file into the bundle's UNet as a named adapter; return a bundle that runs with it.
+
+    Reads kohya keys (``lora_unet_*.lora_down/up.weight``, ``.alpha``: what :func:`save_lora` and
+    most SD1.5 trainers write) and peft/diffusers keys (``[unet.]<module>.lora_A/B.weight``). Text
+    encoder weights are ignored. The same file loaded twice is loaded once.
+    """
+    _check_base(model)
     path = Path(path)
     if not path.is_file():
         raise DragKitModelError(f"LoRA file not found at '{path}'; put it in ComfyUI's models/loras folder.")
-    tensors = load_file(str(path))
-    names = {name.replace(".", "_"): name for name, _ in model.unet.named_modules() if name.endswith(LORA_TARGETS)}
-    state, rank, alpha = {}, None, None
+    try:
+        with safe_open(str(path), "pt") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError) as error:
+        raise DragKitModelError(f"'{path.name}' is not a readable .safetensors LoRA ({error}).") from None
+    state, ranks, alphas = _peft_state(tensors, model, path.name)
+    key = "file_" + hashlib.sha256(json.dumps([tensor_hash(v) for _, v in sorted(tensors.items())]).encode()).hexdigest()[:16]
+    name = adapter_name or "dragkit_" + key
+    if _reuse(model, name, key):
+        return model.with_adapter(name)
+    rank = collections.Counter(ranks.values()).most_common(1)[0][0]
+    alpha = collections.Counter(alphas.values()).most_common(1)[0][0]
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=sorted(ranks),
+                        rank_pattern={re.escape(m): r for m, r in ranks.items() if r != rank},
+                        alpha_pattern={re.escape(m): a for m, a in alphas.items() if a != alpha})
+    parameters = _add_adapter(model.unet, name, config)
+    try:
+        result = set_peft_model_state_dict(model.unet, state, adapter_name=name)
+        if getattr(result, "unexpected_keys", None):
+            raise DragKitModelError(f"'{path.name}' has weights this UNet cannot take, e.g. {result.unexpected_keys[:2]}.")
+    except RuntimeError as error:  # shape mismatch: another architecture
+        model.unet.delete_adapters(name)
+        raise DragKitModelError(f"'{path.name}' does not fit the model `{model.name}` (was it trained on another "
+                                f"model?): {str(error).splitlines()[0]}") from None
+    except DragKitModelError:
+        model.unet.delete_adapters(name)
+        raise
+    for parameter in parameters:
+        parameter.data = parameter.data.float()
+    return _register(model, name, key, {**_file_metadata(path), "source_file": path.name})
+
+
+def _peft_state(tensors: dict[str, torch.Tensor], model: DragModel, source: str):
+    """kohya or peft keys -> ({'<module>.lora_A.weight': ...}, {module: rank}, {module: alpha})."""
+    modules = {n.replace(".", "_"): n for n, m in model.unet.named_modules()
+               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, LoraLayer)) and ".lora_" not in n
+               and not n.endswith("base_layer")}
+    state, ranks, alphas = {}, {}, {}
     for key, value in tensors.items():
-        if not key.startswith("lora_unet_"):
-            continue
-        module, _, kind = key[len("lora_unet_"):].partition(".")
-        if module not in names:
-            raise DragKitModelError(f"'{path.name}' has weights for '{module}', which this UNet does not have; "
-                                    "was it trained on another model?")
+        if key.startswith(("lora_te", "text_encoder")):
+            continue  # text-encoder LoRA: DragKit has no text encoder
+        if key.startswith(KOHYA_PREFIX):
+            flat, _, kind = key[len(KOHYA_PREFIX):].partition(".")
+            module = modules.get(flat)
+            kind = {"lora_down.weight": "lora_A.weight", "lora_up.weight": "lora_B.weight"}.get(kind, kind)
+        else:
+            module, _, kind = key.removeprefix("unet.").partition(".lora_")
+            kind = "lora_" + kind
+            if kind not in ("lora_A.weight", "lora_B.weight") or module not in modules.values():
+                module = None
+        if module is None:
+            raise DragKitModelError(f"'{source}' has a weight DragKit cannot place in this UNet: {key!r}; is it an "
+                                    "SD1.5 UNet LoRA (kohya or diffusers keys)?")
         if kind == "alpha":
-            alpha = float(value)
-        elif kind == "lora_down.weight":
-            state[names[module] + ".lora_A.weight"] = value
-            rank = value.shape[0]
-        elif kind == "lora_up.weight":
-            state[names[module] + ".lora_B.weight"] = value
-    if not state:
-        raise DragKitModelError(f"'{path.name}' holds no UNet LoRA weights DragKit can read.")
-    name = adapter_name or "dragkit_file_" + tensor_hash(next(iter(state.values())))
-    if name not in (getattr(model.unet, "peft_config", None) or {}):
-        modules = {key.split(".lora_")[0] for key in state}
-        targets = [target for target in LORA_TARGETS if any(m.endswith("." + target) for m in modules)]
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*multiple adapters.*")
-            model.unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=targets), adapter_name=name)
-        set_peft_model_state_dict(model.unet, {k: v.to(model.device) for k, v in state.items()}, adapter_name=name)
-    return model.with_adapter(name)
+            alphas[module] = float(value)
+        elif kind in ("lora_A.weight", "lora_B.weight"):
+            state[f"{module}.{kind}"] = value
+            if kind == "lora_A.weight":
+                ranks[module] = value.shape[0]
+        else:
+            raise DragKitModelError(f"'{source}' holds {key!r}, which is not a plain LoRA weight (LoCon/LoHa/DoRA "
+                                    "files are not supported).")
+    if not ranks:
+        raise DragKitModelError(f"'{source}' holds no UNet LoRA weights DragKit can read.")
+    alphas = {module: alphas.get(module, float(rank)) for module, rank in ranks.items()}
+    return state, ranks, alphas

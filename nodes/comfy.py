@@ -45,6 +45,9 @@ def progress(total: int, label: str = "") -> Iterator[ProgressCallback]:
         check_interrupt()
         if bar is not None:
             bar.update_absolute(step, steps)
+        numbers = {key: value for key, value in info.items() if isinstance(value, (int, float))}
+        if numbers:  # e.g. the LoRA loss or the drag's distance to go, shown on the node
+            progress_text(f"{label} {step}/{steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
         logger.debug("%s %d/%d %s", label, step, steps, info)
 
     yield callback
@@ -177,9 +180,22 @@ def save_temp_image(image, prefix: str = "dragkit") -> dict | None:
     return {"filename": filename, "subfolder": "", "type": "temp"}
 
 
+# ----------------------------------------------------------------------------- LoRA Trainer
 def loras_folder() -> str | None:
     """The first of ComfyUI's LoRA folders (where the LoRA Trainer saves), or ``None`` outside ComfyUI."""
     if folder_paths is None:
         return None
     paths = folder_paths.get_folder_paths("loras")
     return paths[0] if paths else None
+
+
+def progress_text(text: str) -> None:
+    """Show a line of text on the running node (e.g. the training loss); a no-op outside ComfyUI."""
+    try:
+        from comfy_execution.utils import get_executing_context
+        from server import PromptServer
+    except ImportError:  # plain Python, tests, or a ComfyUI without progress text
+        return
+    context, instance = get_executing_context(), getattr(PromptServer, "instance", None)
+    if context is not None and instance is not None and hasattr(instance, "send_progress_text"):
+        instance.send_progress_text(text, context.node_id)

@@ -6,15 +6,10 @@ import dataclasses
 import os
 
 from ..core.errors import DragKitInputError, DragKitModelError
-from ..core.lora import (
-    DRAGDIFFUSION_LORA, GOODDRAG_LORA, load_lora, model_fingerprint, save_lora, tensor_hash, train_lora,
-)
+from ..core.lora import DRAGDIFFUSION_LORA, LORA_PRESETS, load_lora, preset_config, save_lora, train_lora
 from . import comfy
 from .convert import conditioning_embeds, latent_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
-
-PRESETS = {"DragDiffusion": DRAGDIFFUSION_LORA, "GoodDrag": GOODDRAG_LORA}
-
 
 class DragKitLoraTrainer:
     DESCRIPTION = (
@@ -34,7 +29,7 @@ class DragKitLoraTrainer:
             "required": {
                 "drag_model": ("DRAG_MODEL", {"tooltip": MODEL_TOOLTIP}),
                 "latent": ("LATENT", {"tooltip": "VAE Encode of the image to edit (the same one you invert)."}),
-                "preset": (list(PRESETS), {"tooltip": "DragDiffusion: 80 steps with your prompt. GoodDrag: 70 steps, "
+                "preset": (list(LORA_PRESETS), {"tooltip": "DragDiffusion: 80 steps with your prompt. GoodDrag: 70 steps, "
                            "meant with an EMPTY prompt. The widgets below are the preset's values unless changed."}),
                 "steps": ("INT", {"default": d.steps, "min": 0, "max": 2000, "tooltip": "Training steps; 0 = the "
                           "preset's (80 DragDiffusion, 70 GoodDrag)."}),
@@ -59,19 +54,18 @@ class DragKitLoraTrainer:
     @comfy.with_grad
     def train(self, drag_model, latent, preset, steps, rank, learning_rate, batch_size, seed, save_name, overwrite,
               conditioning=None, gradient_checkpointing=False):
-        config = dataclasses.replace(PRESETS[preset], steps=steps or PRESETS[preset].steps, rank=rank,
-                                     learning_rate=learning_rate, batch_size=batch_size, seed=seed,
-                                     gradient_checkpointing=gradient_checkpointing)
+        config = dataclasses.replace(preset_config(preset, seed, gradient_checkpointing),
+                                     rank=rank, learning_rate=learning_rate, batch_size=batch_size)
+        if steps:
+            config = dataclasses.replace(config, steps=steps)
         samples = latent_in(drag_model, latent)
         with comfy.progress(config.steps, "LoRA") as callback:
-            trained = train_lora(drag_model, samples, conditioning_embeds(conditioning), config, callback)
+            trained = train_lora(drag_model, samples, conditioning_embeds(conditioning), config, callback=callback)
         if save_name.strip():
             folder = comfy.loras_folder()
             if folder is None:
                 raise DragKitInputError("saving needs ComfyUI's models/loras folder; leave save_name empty here.")
-            save_lora(trained, os.path.join(folder, save_name.strip()), {
-                "steps": config.steps, "rank": config.rank, "base_model": model_fingerprint(drag_model),
-                "image": tensor_hash(samples), "preset": preset}, overwrite)
+            save_lora(trained, os.path.join(folder, save_name.strip()), {"preset": preset}, overwrite)
         return (trained,)
 
 

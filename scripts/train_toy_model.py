@@ -189,7 +189,9 @@ def reconstruction_grid(vae, path: Path) -> None:
 def write_model(args, vae, unet, scale, prompt, stats: dict) -> None:
     """Write the diffusers folder next to ``--out`` and swap it in with one rename."""
     out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".toy_model_", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the model folder is meant to be shared
     vae.register_to_config(scaling_factor=scale)
     # fp16 weights keep the committed files small; DragKit loads them back as float32 on the CPU.
     vae.to(torch.float16).save_pretrained(staging / "vae")
@@ -205,6 +207,21 @@ def write_model(args, vae, unet, scale, prompt, stats: dict) -> None:
         out.rename(old)
     staging.rename(out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def training_summary(losses_csv: Path) -> dict:
+    """Final loss (mean of the last five logged values) and cumulative seconds of each stage."""
+    rows: dict[str, list] = {}
+    with losses_csv.open() as f:
+        for stage, step, loss, seconds in csv.reader(f):
+            rows.setdefault(stage, []).append((int(step), float(loss), float(seconds)))
+    summary = {}
+    for stage, entries in rows.items():
+        entries = sorted({step: (loss, seconds) for step, loss, seconds in entries}.items())
+        tail = [loss for _, (loss, _) in entries[-5:]]
+        summary[f"{stage}_final_loss"] = round(sum(tail) / len(tail), 4)
+        summary[f"{stage}_seconds"] = round(entries[-1][1][1])
+    return summary
 
 
 def main() -> int:
@@ -241,9 +258,9 @@ def main() -> int:
     unet = train_unet(args, vae, scale, prompt, log)
     sample_grid(unet, vae, scale, prompt, args.work_dir / "samples.png")
     stats = {"vae_steps": args.vae_steps, "unet_steps": args.unet_steps, "vae_heldout_psnr_db": round(recon_psnr, 2),
-             "threads": args.threads, "seconds_this_run": round(time.time() - began)}
+             "threads": args.threads, **training_summary(args.work_dir / "losses.csv")}
     write_model(args, vae, unet, scale, prompt, stats)
-    print(json.dumps(stats), flush=True)
+    print(json.dumps(stats), f"({time.time() - began:.0f} s this run)", flush=True)
     return 0
 
 

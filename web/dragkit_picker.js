@@ -1,82 +1,156 @@
-// ComfyUI registration of the DragKit Point Picker: a DOM widget hosting the editor, bound to the
-// node's `editor_state` STRING widget. The editor itself (web/dragkit/) knows nothing of ComfyUI.
-import { PointEditor } from "./dragkit/editor.js";
+// ComfyUI registration of the DragKit Point Picker: a DOM widget hosting the editor (web/dragkit/),
+// bound to the node's hidden `editor_state` STRING widget, which carries the state to Python.
+import { PickerEditor } from "./dragkit/editor.js";
 
 const comfy = window.comfyAPI;
-const app = comfy?.app?.app ?? (await import("../../scripts/app.js")).app;
-const api = comfy?.api?.api ?? (await import("../../scripts/api.js")).api;
+const { app } = comfy?.app ?? (await import("../../scripts/app.js"));
+const { api } = comfy?.api ?? (await import("../../scripts/api.js"));
 
-const NODE = "DragKitPointPicker";
+const NODE_TYPE = "DragKitPointPicker";
+const STATE_WIDGET = "editor_state";
+const REGION_ROUTE = "/dragkit/region";
+const JSON_HEADERS = { "Content-Type": "application/json" };
 
-function viewUrl({ filename, subfolder = "", type = "input" }) {
-  const query = new URLSearchParams({ filename, subfolder, type, rand: String(Math.random()) });
-  return api.apiURL(`/view?${query}`);
+const viewUrl = ({ filename, subfolder = "", type = "input" }, bust = false) =>
+  api.apiURL(`/view?${new URLSearchParams({ filename, subfolder, type, ...(bust ? { rand: String(Math.random()) } : {}) })}`);
+
+/** The picture feeding `image` before anything runs: Load Image's file, through legacy Reroute nodes. */
+function upstreamPicture(node) {
+  let input = node.inputs?.find((i) => i.name === "image");
+  for (let hop = 0; hop < 16 && input?.link != null; hop++) {
+    const links = node.graph?.links;
+    const link = links?.get?.(input.link) ?? links?.[input.link];
+    const source = link ? node.graph.getNodeById(link.origin_id) : null;
+    if (!source) return null;
+    if (source.type === "Reroute") {
+      input = source.inputs?.[0];
+      continue;
+    }
+    const widget = source.widgets?.find((w) => w.name === "image");
+    if (typeof widget?.value === "string" && widget.value) {
+      // "sub/dir/name.png [output]" -> subfolder "sub/dir", filename "name.png", type "output".
+      const [, path, type] = /^(.*?)(?:\s*\[(input|output|temp)\])?$/.exec(widget.value);
+      const parts = path.split("/");
+      const file = { filename: parts.pop(), subfolder: parts.join("/"), type: type ?? "input" };
+      return { key: widget.value, url: viewUrl(file), widget };
+    }
+    const src = source.imgs?.[0]?.src; // any other node: its preview, once it has run
+    return src ? { key: src, url: src, widget: null } : null;
+  }
+  return null;
 }
 
-/** The picture of the node feeding `image`, before anything runs (Load Image's file). */
-function upstreamImageUrl(node) {
-  const input = node.inputs?.find((i) => i.name === "image");
-  const link = input?.link != null ? app.graph.links[input.link] ?? app.graph.links.get?.(input.link) : null;
-  const source = link ? app.graph.getNodeById(link.origin_id) : null;
-  if (!source) return null;
-  const widget = source.widgets?.find((w) => w.name === "image");
-  if (widget?.value) {
-    // "sub/name.png [output]" -> subfolder "sub", filename "name.png", type "output" (default "input").
-    const [, path, folder] = /^(.*?)(?: \[(\w+)\])?$/.exec(String(widget.value));
-    const parts = path.split("/");
-    return viewUrl({ filename: parts.pop(), subfolder: parts.join("/"), type: folder || "input" });
+// Several pickers may watch one Load Image: its combo's callback is wrapped once and fans out.
+const widgetWatchers = new WeakMap();
+function watchWidget(widget, onChange) {
+  let watchers = widgetWatchers.get(widget);
+  if (!watchers) {
+    widgetWatchers.set(widget, (watchers = new Set()));
+    const original = widget.callback;
+    widget.callback = function (...args) {
+      const result = original?.apply(this, args);
+      for (const watcher of watchers) watcher();
+      return result;
+    };
   }
-  return source.imgs?.[0]?.src ?? null;
+  watchers.add(onChange);
+  return () => watchers.delete(onChange);
+}
+
+/** The body of an answer, and whether it says the route does not exist (aiohttp's 404/405, no JSON error). */
+async function readAnswer(response) {
+  let data = null;
+  try {
+    data = JSON.parse(await response.text());
+  } catch {}
+  const missing = (response.status === 404 || response.status === 405) && !(data && "error" in data);
+  return { data, missing };
+}
+
+let regionRoute = null; // one probe per page: Promise<boolean>
+const probeRegionRoute = () =>
+  (regionRoute ??= api
+    .fetchApi(REGION_ROUTE, { method: "POST", headers: JSON_HEADERS, body: "{}" })
+    .then(async (response) => !(await readAnswer(response)).missing)
+    .catch(() => false));
+
+function chain(object, name, after) {
+  const before = object[name];
+  object[name] = function (...args) {
+    const result = before?.apply(this, args);
+    after.apply(this, args);
+    return result;
+  };
 }
 
 app.registerExtension({
   name: "dragkit.PointPicker",
   nodeCreated(node) {
-    if (node.comfyClass !== NODE) return;
-    const stateWidget = node.widgets?.find((w) => w.name === "editor_state");
+    if (node.comfyClass !== NODE_TYPE) return;
+    const stateWidget = node.widgets?.find((w) => w.name === STATE_WIDGET);
     if (!stateWidget) return;
+    // Hidden in the canvas renderer (hidden), the Vue one (options.hidden) and older litegraph (computeSize).
     stateWidget.hidden = true;
+    if (stateWidget.options) stateWidget.options.hidden = true;
     stateWidget.computeSize = () => [0, -4];
 
-    const container = document.createElement("div");
-    const editor = new PointEditor(container, {
+    const host = document.createElement("div");
+    const editor = new PickerEditor(host, {
+      undoShortcut: false, // ComfyUI's Ctrl+Z (a capturing window listener) already undoes widget changes
       onChange: (text) => {
         stateWidget.value = text;
-        node.setDirtyCanvas?.(true, true);
+        node.setDirtyCanvas?.(true, false);
+      },
+      onAutoRegion: async (state) => {
+        const body = JSON.stringify({ node_id: String(node.id), pairs: state.pairs, image_size: state.image_size });
+        const { data, missing } = await readAnswer(await api.fetchApi(REGION_ROUTE, { method: "POST", headers: JSON_HEADERS, body }));
+        if (missing) {
+          editor.setAutoRegionAvailable(false);
+          throw new Error("this ComfyUI has no DragKit region route");
+        }
+        if (data?.error) throw new Error(data.error);
+        if (!data?.mask_png_base64) throw new Error("the server's answer has no mask_png_base64");
+        return `data:image/png;base64,${data.mask_png_base64}`;
       },
     });
+    editor.setAutoRegionAvailable(false);
+    probeRegionRoute().then((available) => editor.setAutoRegionAvailable(available));
     editor.load(stateWidget.value);
-    node.addDOMWidget("dragkit_editor", "dragkit-point-editor", container, {
-      serialize: false,
+    const domWidget = node.addDOMWidget("dragkit_editor", "dragkit_point_picker", host, {
+      serialize: false, // not in the API prompt ...
+      hideOnZoom: false,
+      getValue: () => editor.value(),
+      setValue: (text) => editor.load(text),
       getMinHeight: () => 320,
     });
-    node.setSize?.([Math.max(node.size[0], 420), Math.max(node.size[1], 480)]);
+    domWidget.serialize = false; // ... nor in widgets_values: editor_state holds the state
+    node.setSize?.([Math.max(node.size[0], 440), Math.max(node.size[1], 560)]);
 
-    const refreshImage = () => editor.setImage(upstreamImageUrl(node));
-    const onConfigure = node.onConfigure;
-    node.onConfigure = function (info) {
-      onConfigure?.apply(this, arguments);
-      editor.load(stateWidget.value); // widget values are restored by now
-      refreshImage();
+    // The picture: Load Image's file before a run, the node's own background after one.
+    let upstreamKey = null;
+    let unwatch = null;
+    const refresh = () => {
+      const picture = upstreamPicture(node);
+      unwatch?.();
+      unwatch = picture?.widget ? watchWidget(picture.widget, () => setTimeout(refresh, 0)) : null;
+      if ((picture?.key ?? null) === upstreamKey) return;
+      upstreamKey = picture?.key ?? null;
+      if (picture) editor.setImage(picture.url);
     };
-    const onConnectionsChange = node.onConnectionsChange;
-    node.onConnectionsChange = function () {
-      onConnectionsChange?.apply(this, arguments);
-      refreshImage();
-    };
-    const onExecuted = node.onExecuted;
-    node.onExecuted = function (message) {
-      onExecuted?.apply(this, arguments);
-      const background = message?.dragkit_background?.[0];
-      if (background) editor.setImage(viewUrl(background));
-    };
-    const onRemoved = node.onRemoved;
-    node.onRemoved = function () {
+    chain(stateWidget, "callback", (text) => text !== editor.value() && editor.load(text));
+    chain(node, "onConfigure", () => {
+      editor.load(stateWidget.value); // widget values are restored by now; other nodes maybe not
+      setTimeout(refresh, 0);
+    });
+    chain(node, "onConnectionsChange", () => setTimeout(refresh, 0));
+    chain(node, "onExecuted", (output) => {
+      const background = output?.dragkit_background?.[0];
+      if (background) editor.setImage(viewUrl({ type: "temp", ...background }, true));
+    });
+    chain(node, "onRemoved", () => {
+      unwatch?.();
       editor.destroy();
-      onRemoved?.apply(this, arguments);
-    };
-    // Follow the Load Image combo: a new file shows at once.
-    api.addEventListener?.("graphChanged", refreshImage);
-    setTimeout(refreshImage, 0);
+    });
+    setTimeout(refresh, 0);
   },
 });

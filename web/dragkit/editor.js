@@ -1,75 +1,148 @@
-// DragKit Point Picker: one <canvas> editor over a PointDocument. No ComfyUI here.
-import { PointDocument, clampToImage, hitTest, parseState, serialise, toCanvas, toImage } from "./model.js";
+// DragKit Point Picker: a <canvas> editor over a PickerModel. It knows nothing of ComfyUI: the host
+// passes callbacks (onChange with the state string, optional onAutoRegion) and images (setImage).
+import {
+  PickerModel,
+  clampToImage,
+  hitTest,
+  makeView,
+  maskToStrokes,
+  parseState,
+  toCanvas,
+  toImage,
+} from "./model.js";
 
-// One colour per pair, cycling; the same palette as core/overlay.py.
+// One colour per pair, cycling: the palette of core/overlay.py, so the node's preview IMAGE matches.
 export const PAIR_COLOURS = ["#e63946", "#1da1f2", "#2ecc71", "#f1c40f", "#9b59b6", "#e67e22"];
-const HIT_RADIUS_CSS = 10;
-let stylesheetInjected = false;
+const HANDLE_COLOUR = "#ff2828";
+const TARGET_COLOUR = "#2878ff";
+const MASK_COLOUR = "#36c5f0";
+const MASK_ALPHA = 0.42;
+const DOT_RADIUS = 6; // CSS pixels
+const HIT_RADIUS = 12; // screen pixels to grab a point
+const REMOVE_RADIUS = 40; // screen pixels for right-click removal
+const DRAG_THRESHOLD = 5; // screen pixels: a press that moves further draws a pair in one drag
+const MAX_LAYER_SIDE = 2048; // the mask layer is drawn at image resolution up to this size
+const BRUSH_RANGE = [1, 256];
+const MODES = { points: "Points", paint: "Brush", erase: "Eraser" };
 
-function injectStylesheet() {
-  if (stylesheetInjected || typeof document === "undefined") return;
-  stylesheetInjected = true;
-  const style = document.createElement("style");
-  style.textContent = `
-.dragkit-editor { display: flex; flex-direction: column; gap: 4px; width: 100%; height: 100%; font: 12px sans-serif; }
-.dragkit-toolbar { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; }
-.dragkit-toolbar button { padding: 2px 6px; border-radius: 4px; border: 1px solid #555; background: #333; color: #ddd; cursor: pointer; }
-.dragkit-toolbar button.dragkit-active { background: #1d6fa5; color: #fff; }
-.dragkit-canvas { flex: 1; width: 100%; min-height: 160px; background: #222; border-radius: 4px; touch-action: none; }
-.dragkit-status { color: #aaa; min-height: 1.2em; }
-.dragkit-status.dragkit-error { color: #ff6b6b; }`;
-  document.head.appendChild(style);
+const STYLESHEET_ID = "dragkit-picker-stylesheet";
+const STYLESHEET = `
+.dragkit-picker { display: flex; flex-direction: column; gap: 4px; width: 100%; height: 100%; box-sizing: border-box;
+  font: 12px/1.3 system-ui, sans-serif; color: var(--input-text, #ddd); user-select: none; }
+.dragkit-toolbar { display: flex; flex-wrap: wrap; gap: 3px; align-items: center; }
+.dragkit-button { padding: 2px 7px; border-radius: 4px; border: 1px solid var(--border-color, #555);
+  background: var(--comfy-input-bg, #2b2b2b); color: inherit; font: inherit; cursor: pointer; }
+.dragkit-button:hover:not(:disabled) { filter: brightness(1.25); }
+.dragkit-button:disabled { opacity: 0.45; cursor: default; }
+.dragkit-button.dragkit-active { background: #1d6fa5; border-color: #3a9ad9; color: #fff; }
+.dragkit-separator { width: 1px; align-self: stretch; background: var(--border-color, #555); margin: 0 2px; }
+.dragkit-size { display: inline-flex; gap: 4px; align-items: center; }
+.dragkit-size input { width: 80px; }
+.dragkit-size output { min-width: 3.2em; opacity: 0.8; }
+.dragkit-stage { position: relative; flex: 1 1 auto; min-height: 120px; border-radius: 4px; overflow: hidden;
+  background: #161616; }
+.dragkit-canvas { position: absolute; inset: 0; width: 100%; height: 100%; display: block; touch-action: none;
+  outline: none; cursor: crosshair; }
+.dragkit-status { min-height: 1.3em; opacity: 0.85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.dragkit-status.dragkit-error { color: #ff7b7b; opacity: 1; white-space: normal; }
+.dragkit-hidden { display: none !important; }`;
+
+function injectStylesheet(doc) {
+  if (doc.getElementById(STYLESHEET_ID)) return;
+  const style = doc.createElement("style");
+  style.id = STYLESHEET_ID;
+  style.textContent = STYLESHEET;
+  doc.head.appendChild(style);
 }
 
-export class PointEditor {
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new Error(`could not load ${url.startsWith("data:") ? "the image data" : url}`));
+    image.src = url;
+  });
+}
+
+const sizeOf = (source) => [source.naturalWidth || source.width, source.naturalHeight || source.height];
+
+export class PickerEditor {
   /**
-   * @param {HTMLElement} container  where the editor is mounted
-   * @param {{onChange?: (text: string) => void, onAutoRegion?: (state) => Promise<void>}} options
+   * @param {HTMLElement} container  the editor mounts a root element in it
+   * @param {object} options
+   * @param {(text: string) => void} [options.onChange]  the new state string after every change
+   * @param {(state: object) => Promise<string|HTMLImageElement|HTMLCanvasElement|null>} [options.onAutoRegion]
+   *   computes a region mask for the pairs (a URL/data URL or an image; white = editable). Without it
+   *   the Auto region button is hidden.
+   * @param {boolean} [options.undoShortcut=true]  Ctrl+Z undoes in the editor. A host with its own
+   *   undo (ComfyUI's covers the editor's changes, since they live in a widget) passes false and
+   *   the key is left to it.
    */
   constructor(container, options = {}) {
-    injectStylesheet();
     this.options = options;
-    this.document = new PointDocument();
+    this.model = new PickerModel();
     this.mode = "points";
-    this.brushRadius = 12; // image pixels
-    this.image = null;
+    this.brushRadius = 16; // image pixels
+    this.image = null; // an HTMLImageElement / canvas, once loaded
     this.imageGeneration = 0;
-    this.drag = null;
+    this.regionGeneration = 0;
+    this.blocked = null; // {raw, error} while the saved state cannot be parsed
+    this.gesture = null;
+    this.hover = null; // last pointer position over the canvas (client coordinates)
+    this.notice = null; // a one-off message shown until the next change
     this.redrawQueued = false;
     this.listeners = [];
+    this.layer = null; // offscreen mask layer, see syncMaskLayer()
+    this.lastEmitted = this.model.serialise(); // what the host last got from onChange (or load)
+    this.destroyed = false;
 
-    this.root = document.createElement("div");
-    this.root.className = "dragkit-editor";
-    this.toolbar = document.createElement("div");
+    const doc = container.ownerDocument;
+    injectStylesheet(doc);
+    this.root = doc.createElement("div");
+    this.root.className = "dragkit-picker";
+    this.toolbar = doc.createElement("div");
     this.toolbar.className = "dragkit-toolbar";
-    this.canvas = document.createElement("canvas");
+    const stage = doc.createElement("div");
+    stage.className = "dragkit-stage";
+    this.canvas = doc.createElement("canvas");
     this.canvas.className = "dragkit-canvas";
-    this.status = document.createElement("div");
+    this.canvas.tabIndex = 0;
+    stage.appendChild(this.canvas);
+    this.status = doc.createElement("div");
     this.status.className = "dragkit-status";
-    this.root.append(this.toolbar, this.canvas, this.status);
+    this.root.append(this.toolbar, stage, this.status);
     container.appendChild(this.root);
-    this.buildToolbar();
+    this.buildToolbar(doc);
 
     this.listen(this.canvas, "pointerdown", (e) => this.onPointerDown(e));
     this.listen(this.canvas, "pointermove", (e) => this.onPointerMove(e));
     this.listen(this.canvas, "pointerup", (e) => this.onPointerUp(e));
-    this.listen(this.canvas, "contextmenu", (e) => this.onContextMenu(e));
+    this.listen(this.canvas, "pointercancel", (e) => this.onPointerUp(e));
+    this.listen(this.canvas, "lostpointercapture", (e) => this.onPointerUp(e));
+    this.listen(this.canvas, "pointerleave", () => this.onPointerLeave());
+    this.listen(this.canvas, "contextmenu", (e) => {
+      e.preventDefault(); // removal happens on pointerdown; no browser or graph menu here
+      e.stopPropagation();
+    });
     this.listen(this.canvas, "keydown", (e) => this.onKeyDown(e));
-    this.canvas.tabIndex = 0;
-    if (typeof ResizeObserver !== "undefined") {
-      this.resizeObserver = new ResizeObserver(() => this.requestRedraw());
-      this.resizeObserver.observe(this.canvas);
+    const view = doc.defaultView;
+    if (view?.ResizeObserver) {
+      this.resizeObserver = new view.ResizeObserver(() => this.requestRedraw());
+      this.resizeObserver.observe(stage);
     }
-    this.requestRedraw();
+    this.refreshUi();
   }
 
-  listen(target, type, handler) {
-    target.addEventListener(type, handler);
-    this.listeners.push([target, type, handler]);
+  listen(target, type, handler, options) {
+    target.addEventListener(type, handler, options);
+    this.listeners.push([target, type, handler, options]);
   }
 
-  button(label, title, onClick) {
-    const b = document.createElement("button");
+  // ------------------------------------------------------------------------------------ toolbar
+  button(doc, label, title, onClick) {
+    const b = doc.createElement("button");
+    b.type = "button";
+    b.className = "dragkit-button";
     b.textContent = label;
     b.title = title;
     this.listen(b, "click", (e) => {
@@ -80,285 +153,605 @@ export class PointEditor {
     return b;
   }
 
-  buildToolbar() {
+  separator(doc) {
+    const s = doc.createElement("span");
+    s.className = "dragkit-separator";
+    this.toolbar.appendChild(s);
+  }
+
+  buildToolbar(doc) {
     this.modeButtons = {
-      points: this.button("Points", "Click: handle, then target. Drag a point to move it.", () => this.setMode("points")),
-      paint: this.button("Brush", "Paint the region that may change", () => this.setMode("paint")),
-      erase: this.button("Eraser", "Erase the painted region", () => this.setMode("erase")),
+      points: this.button(doc, MODES.points, "Click a handle, then its target (or drag from handle to target). Drag a dot to move it. (P)", () => this.setMode("points")),
+      paint: this.button(doc, MODES.paint, "Paint the region that may change (B)", () => this.setMode("paint")),
+      erase: this.button(doc, MODES.erase, "Erase from the region (E)", () => this.setMode("erase")),
     };
-    const size = document.createElement("input");
-    size.type = "range";
-    size.min = "2";
-    size.max = "128";
-    size.value = String(this.brushRadius);
-    size.title = "Brush size (image pixels)";
-    this.listen(size, "input", () => (this.brushRadius = Number(size.value)));
+    const size = doc.createElement("label");
+    size.className = "dragkit-size";
+    size.title = "Brush radius in image pixels ([ and ] change it)";
+    this.sizeInput = doc.createElement("input");
+    this.sizeInput.type = "range";
+    this.sizeInput.min = String(BRUSH_RANGE[0]);
+    this.sizeInput.max = String(BRUSH_RANGE[1]);
+    this.sizeOutput = doc.createElement("output");
+    size.append(this.sizeInput, this.sizeOutput);
+    this.listen(this.sizeInput, "input", () => this.setBrushRadius(Number(this.sizeInput.value)));
     this.toolbar.appendChild(size);
-    this.button("Undo", "Undo the last change (Ctrl+Z)", () => this.undo());
-    this.button("Clear points", "Remove every pair", () => this.change(() => this.document.clearPoints()));
-    this.button("Clear mask", "Remove the painted region", () => this.change(() => this.document.clearMask()));
-    this.autoButton = this.button("Auto region", "Fill the mask with the region each handle belongs to", () => this.autoRegion());
-    this.autoButton.style.display = this.options.onAutoRegion ? "" : "none";
-    this.setMode("points");
+    this.separator(doc);
+    this.undoButton = this.button(doc, "Undo", "Undo the last change (Ctrl+Z)", () => this.undo());
+    this.button(doc, "Clear points", "Remove every pair", () => this.clearPoints());
+    this.button(doc, "Clear mask", "Remove the painted region", () => this.clearMask());
+    this.autoButton = this.button(doc, "Auto region", "Replace the mask with the region each handle belongs to", () => this.autoRegion());
+    this.resetButton = this.button(doc, "Discard saved state", "Throw away the unreadable saved state and start empty", () => this.discardBlocked());
+    this.setAutoRegionAvailable(Boolean(this.options.onAutoRegion));
+    this.setBrushRadius(this.brushRadius);
   }
 
   setMode(mode) {
+    if (!(mode in MODES)) throw new Error(`mode must be one of ${Object.keys(MODES).join(", ")}, got ${mode}`);
     this.mode = mode;
-    for (const [name, b] of Object.entries(this.modeButtons)) b.classList.toggle("dragkit-active", name === mode);
+    this.canvas.style.cursor = ""; // the class's crosshair
+    this.refreshUi();
+    this.requestRedraw();
   }
 
-  // --------------------------------------------------------------------------- state in/out
-  get imageSize() {
-    return this.document.state.image_size || (this.image ? [this.image.naturalWidth, this.image.naturalHeight] : [512, 512]);
+  setBrushRadius(radius) {
+    this.brushRadius = Math.min(Math.max(Math.round(radius), BRUSH_RANGE[0]), BRUSH_RANGE[1]);
+    this.sizeInput.value = String(this.brushRadius);
+    this.sizeOutput.textContent = `${this.brushRadius} px`;
+    this.requestRedraw();
   }
 
-  /** Load the widget string; a parse error is shown and the raw string is kept untouched. */
+  /** Show or hide the Auto region button (hidden when there is no callback or no server route). */
+  setAutoRegionAvailable(available) {
+    this.autoAvailable = Boolean(available && this.options.onAutoRegion);
+    this.refreshUi();
+  }
+
+  refreshUi() {
+    for (const [name, b] of Object.entries(this.modeButtons)) b.classList.toggle("dragkit-active", name === this.mode);
+    this.undoButton.disabled = Boolean(this.blocked) || !this.model.canUndo();
+    this.autoButton.classList.toggle("dragkit-hidden", !this.autoAvailable);
+    this.resetButton.classList.toggle("dragkit-hidden", !this.blocked);
+    if (this.blocked) {
+      this.setStatus(`Cannot read the saved points: ${this.blocked.error}. The text is kept unchanged in editor_state; fix it there, or discard it.`, true);
+    } else if (this.notice) {
+      this.setStatus(this.notice.text, this.notice.error);
+    } else {
+      this.setStatus(this.summary());
+    }
+  }
+
+  summary() {
+    if (!this.frameSize()) return "No image yet: connect a Load Image node, or run the graph once.";
+    const { pairs, mask } = this.model.state;
+    const n = pairs.length;
+    const text = `${n} pair${n === 1 ? "" : "s"}, ${mask.strokes.length ? "mask painted" : "no mask"}`;
+    if (this.model.pending) return `${text}. Now click the target of pair ${n + 1} (Esc cancels).`;
+    if (this.mode !== "points") return `${text}. Drag to ${this.mode === "paint" ? "paint" : "erase"}; radius ${this.brushRadius} px.`;
+    return n ? `${text}. Drag a dot to move it; right-click or Delete removes a pair.` : `${text}. Click a handle, then its target.`;
+  }
+
+  setStatus(text, isError = false) {
+    this.status.textContent = text;
+    this.status.title = text;
+    this.status.classList.toggle("dragkit-error", isError);
+  }
+
+  notify(text, isError = false) {
+    this.notice = { text, error: isError };
+    this.refreshUi();
+  }
+
+  // ---------------------------------------------------------------------------- state in / out
+  /**
+   * Load a state string. An unreadable one blocks editing and is kept verbatim (value() returns
+   * it) until the user discards it; it is never silently replaced.
+   */
   load(text) {
     const { state, error } = parseState(text);
+    this.gesture = null;
     if (error) {
-      this.parseError = error;
-      this.showStatus(`Cannot read the saved points: ${error}. Fix or clear them.`, true);
+      this.blocked = { raw: String(text), error };
+      this.refreshUi();
+      this.requestRedraw();
       return false;
     }
-    this.parseError = null;
-    this.document = new PointDocument(state);
-    this.showStatus(this.summary());
+    this.blocked = null;
+    this.notice = null;
+    this.model = new PickerModel(state);
+    this.lastEmitted = this.model.serialise();
+    this.adoptImageSize();
+    this.refreshUi();
     this.requestRedraw();
     return true;
   }
 
+  /** The state string to store (the raw text while it is unreadable). */
   value() {
-    return serialise(this.document.state);
+    return this.blocked ? this.blocked.raw : this.model.serialise();
   }
 
-  change(operation) {
+  /** Apply an edit, then report the new string (if it differs from the last one) and redraw. */
+  change(operation, notice = null) {
+    if (this.blocked) return;
     operation();
-    this.parseError = null;
-    this.options.onChange?.(this.value());
-    this.showStatus(this.summary());
+    this.notice = notice ? { text: notice, error: false } : null;
+    this.emit();
+    this.refreshUi();
     this.requestRedraw();
   }
 
-  summary() {
-    const n = this.document.state.pairs.length;
-    const strokes = this.document.state.mask.strokes.length;
-    const pending = this.document.pending ? " - click the target" : "";
-    return `${n} pair${n === 1 ? "" : "s"}, ${strokes} mask stroke${strokes === 1 ? "" : "s"}${pending}`;
-  }
-
-  showStatus(text, isError = false) {
-    this.status.textContent = text;
-    this.status.classList.toggle("dragkit-error", isError);
+  emit() {
+    const text = this.value();
+    if (text === this.lastEmitted) return;
+    this.lastEmitted = text;
+    this.options.onChange?.(text);
   }
 
   undo() {
-    this.change(() => this.document.undo());
+    this.change(() => this.model.undo());
   }
 
-  /** Show an image (URL); results of older requests are dropped. */
-  setImage(url) {
+  clearPoints() {
+    this.change(() => this.model.clearPoints());
+  }
+
+  clearMask() {
+    this.change(() => this.model.clearMask());
+  }
+
+  discardBlocked() {
+    this.blocked = null;
+    this.model = new PickerModel();
+    this.adoptImageSize();
+    this.emit();
+    this.notify("The unreadable state was discarded.");
+    this.requestRedraw();
+  }
+
+  /** Match the model to the loaded image: adopt its size, or scale everything to a new one. */
+  adoptImageSize() {
+    if (!this.image || this.blocked) return;
+    const size = sizeOf(this.image);
+    const { changed, rescaled, from } = this.model.setImageSize(size);
+    if (rescaled) this.notice = { text: `The image is now ${size[0]}×${size[1]} (was ${from[0]}×${from[1]}): points and mask were scaled to it.`, error: false };
+    if (changed) this.emit();
+  }
+
+  /**
+   * Show an image: a URL or an already loaded image/canvas; null keeps the current one. Results of
+   * older calls that finish late are dropped. Resolves to true when this image is shown.
+   */
+  async setImage(source) {
     const generation = ++this.imageGeneration;
-    if (!url) return;
-    const image = new Image();
-    image.crossOrigin = "anonymous";
-    image.onload = () => {
-      if (generation !== this.imageGeneration) return;
-      this.image = image;
-      const rescaled = this.document.setImageSize([image.naturalWidth, image.naturalHeight]);
-      if (rescaled) this.showStatus("The image size changed: points and mask were scaled to it.");
-      this.options.onChange?.(this.value());
-      this.requestRedraw();
-    };
-    image.src = url;
+    if (!source) return false;
+    let image;
+    try {
+      image = typeof source === "string" ? await loadImage(source) : source;
+    } catch (error) {
+      if (generation === this.imageGeneration && !this.destroyed) this.notify(`The image did not load: ${error.message}.`, true);
+      return false;
+    }
+    if (generation !== this.imageGeneration || this.destroyed) return false;
+    this.image = image;
+    this.notice = null;
+    this.adoptImageSize();
+    this.refreshUi();
+    this.requestRedraw();
+    return true;
   }
 
   async autoRegion() {
-    try {
-      this.showStatus("Finding the region...");
-      await this.options.onAutoRegion(this.document.state);
-    } catch (error) {
-      this.showStatus(`Auto region failed: ${error.message}`, true);
+    if (!this.autoAvailable || this.blocked) return;
+    if (!this.model.state.pairs.length) {
+      this.notify("Auto region needs at least one handle → target pair.", true);
+      return;
     }
+    const generation = ++this.regionGeneration;
+    const model = this.model;
+    const size = [...this.model.state.image_size];
+    this.autoButton.disabled = true;
+    this.notify("Finding the region...");
+    const current = () => generation === this.regionGeneration && model === this.model && !this.destroyed;
+    try {
+      const result = await this.options.onAutoRegion(JSON.parse(this.model.serialise()));
+      if (!current() || !result) return;
+      const bits = await this.maskBits(result, size);
+      if (!current()) return;
+      const strokes = maskToStrokes(bits, size[0], size[1]);
+      this.change(() => this.model.setStrokes(strokes), strokes.length ? "Auto region: the mask was replaced (Undo restores it)." : "Auto region found no region.");
+    } catch (error) {
+      if (current()) this.notify(`Auto region failed: ${error.message}`, true);
+    } finally {
+      if (current()) this.autoButton.disabled = false;
+    }
+  }
+
+  /** A mask image (white = inside) read into one byte per image pixel. */
+  async maskBits(source, [w, h]) {
+    const image = typeof source === "string" ? await loadImage(source) : source;
+    const canvas = this.root.ownerDocument.createElement("canvas");
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(image, 0, 0, w, h);
+    const data = ctx.getImageData(0, 0, w, h).data;
+    const bits = new Uint8Array(w * h);
+    for (let i = 0; i < bits.length; i++) bits[i] = data[4 * i] * data[4 * i + 3] > 127 * 255 ? 1 : 0;
+    return bits;
+  }
+
+  // ------------------------------------------------------------------------------- geometry
+  /** The size of the image frame: the model's image size, else the loaded image's, else null. */
+  frameSize() {
+    return this.model.state.image_size ?? (this.image ? sizeOf(this.image) : null);
+  }
+
+  view() {
+    const size = this.frameSize();
+    const width = this.canvas.clientWidth;
+    const height = this.canvas.clientHeight;
+    if (!size || !width || !height) return null;
+    return makeView(size, width, height, this.canvas.getBoundingClientRect());
+  }
+
+  eventPoint(view, e) {
+    return clampToImage(toImage(view, [e.clientX, e.clientY]), view.imageSize);
   }
 
   // ------------------------------------------------------------------------------- pointers
-  cssSize() {
-    return [this.canvas.clientWidth || 1, this.canvas.clientHeight || 1];
-  }
-
-  eventPoint(e) {
-    const rect = this.canvas.getBoundingClientRect();
-    return clampToImage(toImage(e.clientX, e.clientY, rect, this.cssSize(), this.imageSize), this.imageSize);
-  }
-
-  hitRadius() {
-    const [w, h] = this.cssSize();
-    const scale = Math.min(w / this.imageSize[0], h / this.imageSize[1]);
-    return HIT_RADIUS_CSS / scale;
-  }
-
   onPointerDown(e) {
-    e.stopPropagation(); // the graph must not pan or select under the editor
-    e.preventDefault();
-    this.canvas.focus();
-    if (e.button === 2) return;
-    if (!this.document.state.image_size) this.document.setImageSize(this.imageSize);
-    const p = this.eventPoint(e);
-    this.canvas.setPointerCapture?.(e.pointerId);
-    if (this.mode === "points") {
-      const hit = hitTest(this.document.state, p, this.hitRadius());
-      if (hit) {
-        this.document.beginMove();
-        this.drag = { kind: "move", hit };
-        return;
-      }
-      this.change(() => this.document.click(p));
+    // The graph must not pan, select or open menus under the editor. No preventDefault: the
+    // compatibility mouseup must still reach the host (ComfyUI records undo steps on it).
+    e.stopPropagation();
+    if (this.destroyed || this.gesture) return;
+    this.canvas.focus({ preventScroll: true });
+    this.hover = [e.clientX, e.clientY];
+    const view = this.view();
+    if (this.blocked || !view) {
+      this.refreshUi();
       return;
     }
-    this.document.beginStroke(this.mode, this.brushRadius, p);
-    this.drag = { kind: "stroke" };
+    if (e.button === 2 || (e.button === 0 && e.ctrlKey)) {
+      this.removeNear(view, this.hover, REMOVE_RADIUS);
+      return;
+    }
+    if (e.button !== 0) return;
+    const p = this.eventPoint(view, e);
+    this.canvas.setPointerCapture?.(e.pointerId);
+    if (this.mode !== "points") {
+      this.model.beginGesture();
+      this.model.addStroke(this.mode, this.brushRadius, p);
+      this.gesture = { kind: "stroke", pointerId: e.pointerId, last: this.hover };
+    } else if (this.model.pending) {
+      this.gesture = { kind: "target", pointerId: e.pointerId };
+    } else {
+      const hit = hitTest(this.model.state, view, this.hover, HIT_RADIUS, this.model.pending);
+      if (hit) {
+        const at = this.model.pointAt(hit);
+        this.model.beginGesture();
+        this.gesture = { kind: "move", pointerId: e.pointerId, hit, offset: [at[0] - p[0], at[1] - p[1]] };
+      } else {
+        this.model.addHandle(p);
+        this.gesture = { kind: "new", pointerId: e.pointerId, start: this.hover, dragging: false };
+      }
+    }
+    this.refreshUi();
     this.requestRedraw();
   }
 
   onPointerMove(e) {
-    if (!this.drag) return;
+    this.hover = [e.clientX, e.clientY];
+    const g = this.gesture;
+    if (!g || e.pointerId !== g.pointerId) {
+      if (this.mode !== "points" || this.model.pending) this.requestRedraw(); // brush outline, preview line
+      return;
+    }
     e.stopPropagation();
-    const p = this.eventPoint(e);
-    if (this.drag.kind === "move") this.document.movePoint(this.drag.hit, p);
-    else this.document.extendStroke(p);
+    const view = this.view();
+    if (!view) return;
+    if (g.kind === "move") {
+      const p = this.eventPoint(view, e);
+      this.model.movePoint(g.hit, clampToImage([p[0] + g.offset[0], p[1] + g.offset[1]], view.imageSize));
+    } else if (g.kind === "new") {
+      g.dragging ||= Math.hypot(this.hover[0] - g.start[0], this.hover[1] - g.start[1]) > DRAG_THRESHOLD;
+    } else if (g.kind === "stroke") {
+      for (const event of e.getCoalescedEvents?.() ?? [e]) {
+        if (Math.hypot(event.clientX - g.last[0], event.clientY - g.last[1]) < 2) continue; // screen pixels
+        g.last = [event.clientX, event.clientY];
+        this.model.extendStroke(this.eventPoint(view, event));
+      }
+    }
     this.requestRedraw();
   }
 
   onPointerUp(e) {
-    if (!this.drag) return;
+    const g = this.gesture;
+    if (!g || e.pointerId !== g.pointerId) return;
     e.stopPropagation();
-    this.canvas.releasePointerCapture?.(e.pointerId);
-    this.drag = null;
-    this.change(() => {});
+    this.gesture = null;
+    if (this.canvas.hasPointerCapture?.(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
+    const view = this.view();
+    const cancelled = e.type !== "pointerup";
+    if (g.kind === "target" && !cancelled && view) {
+      this.change(() => this.model.setTarget(this.eventPoint(view, e)));
+    } else if (g.kind === "new" && g.dragging && !cancelled && view) {
+      this.change(() => this.model.setTarget(this.eventPoint(view, e)));
+    } else if (g.kind === "move" || g.kind === "stroke") {
+      if (g.kind === "stroke" && view && !cancelled) {
+        const p = this.eventPoint(view, e);
+        const points = this.model.state.mask.strokes.at(-1).points;
+        const last = points.at(-1);
+        if (Math.hypot(p[0] - last[0], p[1] - last[1]) > 0.5) this.model.extendStroke(p);
+      }
+      this.change(() => this.model.endGesture());
+    } else {
+      this.refreshUi();
+      this.requestRedraw();
+    }
   }
 
-  onContextMenu(e) {
-    e.preventDefault();
-    e.stopPropagation();
-    const hit = hitTest(this.document.state, this.eventPoint(e), this.hitRadius() * 2);
-    if (hit) this.change(() => this.document.removePair(hit.pair));
+  onPointerLeave() {
+    if (this.gesture) return;
+    this.hover = null;
+    this.requestRedraw();
+  }
+
+  /** Remove the pair of the point nearest to the screen position (or the pending handle). */
+  removeNear(view, client, radius) {
+    const hit = hitTest(this.model.state, view, client, radius, this.model.pending);
+    if (!hit) return false;
+    this.change(() => (hit.role === "pending" ? this.model.cancelPending() : this.model.removePair(hit.pair)));
+    return true;
   }
 
   onKeyDown(e) {
-    if ((e.key === "z" || e.key === "Z") && (e.ctrlKey || e.metaKey)) {
+    if (this.destroyed) return;
+    const key = e.key;
+    const view = this.view();
+    let handled = true;
+    if ((key === "z" || key === "Z") && (e.ctrlKey || e.metaKey) && !e.shiftKey && this.options.undoShortcut !== false) this.undo();
+    else if (e.ctrlKey || e.metaKey || e.altKey) handled = false;
+    else if (key === "Delete" || key === "Backspace") {
+      // The pair nearest to the pointer; without a pointer over the canvas, the last pair.
+      if (this.model.pending) this.change(() => this.model.cancelPending());
+      else if (view && this.hover) this.removeNear(view, this.hover, Infinity);
+      else this.change(() => this.model.removePair(this.model.state.pairs.length - 1));
+    } else if (key === "Escape") this.change(() => this.model.cancelPending());
+    else if (key === "p" || key === "P") this.setMode("points");
+    else if (key === "b" || key === "B") this.setMode("paint");
+    else if (key === "e" || key === "E") this.setMode("erase");
+    else if (key === "[") this.setBrushRadius(this.brushRadius / 1.25);
+    else if (key === "]") this.setBrushRadius(this.brushRadius * 1.25 + 1);
+    else handled = false;
+    if (handled) {
       e.preventDefault();
-      e.stopPropagation();
-      this.undo();
-    } else if (e.key === "Delete" || e.key === "Backspace") {
-      e.preventDefault();
-      e.stopPropagation();
-      const last = this.document.state.pairs.length - 1;
-      if (last >= 0) this.change(() => this.document.removePair(last));
+      e.stopPropagation(); // Delete, Ctrl+Z etc. must not reach the graph
     }
   }
 
   // -------------------------------------------------------------------------------- drawing
   requestRedraw() {
-    if (this.redrawQueued) return;
+    if (this.redrawQueued || this.destroyed) return;
     this.redrawQueued = true;
-    const frame = typeof requestAnimationFrame === "function" ? requestAnimationFrame : (f) => setTimeout(f, 16);
+    const win = this.root.ownerDocument.defaultView;
+    const frame = win?.requestAnimationFrame ? (f) => win.requestAnimationFrame(f) : (f) => setTimeout(f, 16);
     frame(() => {
       this.redrawQueued = false;
-      this.draw();
+      if (!this.destroyed) this.draw();
     });
   }
 
   draw() {
-    const [w, h] = this.cssSize();
-    const dpr = window.devicePixelRatio || 1;
-    if (this.canvas.width !== Math.round(w * dpr) || this.canvas.height !== Math.round(h * dpr)) {
-      this.canvas.width = Math.round(w * dpr);
-      this.canvas.height = Math.round(h * dpr);
+    const width = this.canvas.clientWidth;
+    const height = this.canvas.clientHeight;
+    if (!width || !height) return;
+    const rect = this.canvas.getBoundingClientRect();
+    // Backing store in device pixels, including any CSS zoom of the host, so it stays sharp.
+    const zoom = rect.width / width || 1;
+    const ratio = Math.min(Math.max((this.root.ownerDocument.defaultView?.devicePixelRatio || 1) * zoom, 0.5), 4);
+    const bw = Math.round(width * ratio);
+    const bh = Math.round(height * ratio);
+    if (this.canvas.width !== bw || this.canvas.height !== bh) {
+      this.canvas.width = bw;
+      this.canvas.height = bh;
     }
     const ctx = this.canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const size = this.imageSize;
-    const [x0, y0] = toCanvas([0, 0], [w, h], size);
-    const [x1, y1] = toCanvas(size, [w, h], size);
-    if (this.image) ctx.drawImage(this.image, x0, y0, x1 - x0, y1 - y0);
-    else {
-      ctx.fillStyle = "#333";
-      ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
-      ctx.fillStyle = "#999";
-      ctx.fillText("Connect Load Image (or run once) to see the picture", x0 + 8, y0 + 16);
+    ctx.setTransform(bw / width, 0, 0, bh / height, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const view = this.view();
+    if (!view) {
+      this.drawMessage(ctx, width, height, "No image yet: connect a Load Image node, or run the graph once.");
+      return;
     }
-    this.drawMask(ctx, size, x0, y0, x1, y1);
-    this.document.state.pairs.forEach((pair, i) => this.drawPair(ctx, pair, i, [w, h], size));
-    if (this.document.pending) this.drawDot(ctx, toCanvas(this.document.pending, [w, h], size), "#ff2828");
+    const [x0, y0] = toCanvas(view, [0, 0]);
+    const [x1, y1] = toCanvas(view, view.imageSize);
+    if (this.image) {
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(this.image, x0, y0, x1 - x0, y1 - y0);
+    } else {
+      ctx.fillStyle = "#2a2a2a";
+      ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
+    }
+    const layer = this.syncMaskLayer(view.imageSize);
+    if (layer) {
+      ctx.globalAlpha = MASK_ALPHA;
+      ctx.drawImage(layer, x0, y0, x1 - x0, y1 - y0);
+      ctx.globalAlpha = 1;
+    }
+    this.model.state.pairs.forEach((pair, i) => this.drawPair(ctx, view, pair, i));
+    this.drawPending(ctx, view);
+    this.drawBrush(ctx, view);
+    if (this.blocked) {
+      ctx.fillStyle = "rgba(0, 0, 0, 0.55)";
+      ctx.fillRect(0, 0, width, height);
+      this.drawMessage(ctx, width, height, "Saved points unreadable: see below.", "#ff7b7b");
+    }
   }
 
-  drawMask(ctx, size, x0, y0, x1, y1) {
-    const strokes = this.document.state.mask.strokes;
-    if (!strokes.length) return;
-    // Paint strokes into an offscreen layer (erase = destination-out), then tint it over the image.
-    const layer = document.createElement("canvas");
-    layer.width = Math.max(1, Math.round(x1 - x0));
-    layer.height = Math.max(1, Math.round(y1 - y0));
-    const l = layer.getContext("2d");
-    const scale = layer.width / size[0];
-    for (const stroke of strokes) {
-      l.globalCompositeOperation = stroke.mode === "erase" ? "destination-out" : "source-over";
-      l.strokeStyle = l.fillStyle = "rgba(255, 255, 255, 1)";
-      l.lineWidth = stroke.radius * 2 * scale;
-      l.lineCap = l.lineJoin = "round";
-      l.beginPath();
-      stroke.points.forEach(([x, y], k) => (k ? l.lineTo(x * scale, y * scale) : l.moveTo(x * scale, y * scale)));
-      if (stroke.points.length === 1) {
-        const [x, y] = stroke.points[0];
-        l.arc(x * scale, y * scale, stroke.radius * scale, 0, Math.PI * 2);
-        l.fill();
-      } else l.stroke();
+  drawMessage(ctx, width, height, text, colour = "#9a9a9a") {
+    ctx.fillStyle = colour;
+    ctx.font = "13px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText(text, width / 2, height / 2, width - 16);
+    ctx.textAlign = "start";
+    ctx.textBaseline = "alphabetic";
+  }
+
+  /**
+   * The strokes painted on an offscreen layer at image resolution (capped), opaque; the caller
+   * draws it translucently. Appended strokes and points are drawn incrementally; anything else
+   * (undo, clear, a new model, a new size) repaints the layer.
+   */
+  syncMaskLayer(imageSize) {
+    const strokes = this.model.state.mask.strokes;
+    const f = Math.min(1, MAX_LAYER_SIDE / Math.max(...imageSize));
+    const lw = Math.max(1, Math.round(imageSize[0] * f));
+    const lh = Math.max(1, Math.round(imageSize[1] * f));
+    let layer = this.layer;
+    if (!layer || layer.canvas.width !== lw || layer.canvas.height !== lh || layer.model !== this.model ||
+        layer.revision !== this.model.maskRevision || layer.count > strokes.length) {
+      const canvas = layer?.canvas ?? this.root.ownerDocument.createElement("canvas");
+      canvas.width = lw;
+      canvas.height = lh;
+      layer = this.layer = { canvas, ctx: canvas.getContext("2d"), model: this.model, revision: this.model.maskRevision, count: 0, points: 0 };
     }
-    l.globalCompositeOperation = "source-in";
-    l.fillStyle = "rgba(80, 200, 255, 0.45)";
-    l.fillRect(0, 0, layer.width, layer.height);
-    ctx.drawImage(layer, x0, y0, x1 - x0, y1 - y0);
+    if (!strokes.length) return null;
+    const { ctx } = layer;
+    const sx = lw / imageSize[0];
+    const sy = lh / imageSize[1];
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.strokeStyle = ctx.fillStyle = MASK_COLOUR;
+    const from = Math.max(layer.count - 1, 0);
+    for (let i = from; i < strokes.length; i++) {
+      const { mode, radius, points } = strokes[i];
+      const start = i === layer.count - 1 ? Math.max(layer.points - 1, 0) : 0;
+      if (i === layer.count - 1 && points.length === layer.points) continue;
+      ctx.globalCompositeOperation = mode === "erase" ? "destination-out" : "source-over";
+      ctx.lineWidth = radius * (sx + sy);
+      ctx.beginPath();
+      if (points.length === 1) {
+        ctx.arc(points[0][0] * sx, points[0][1] * sy, radius * (sx + sy) / 2, 0, Math.PI * 2);
+        ctx.fill();
+      } else {
+        points.slice(start).forEach(([x, y], k) => (k ? ctx.lineTo(x * sx, y * sy) : ctx.moveTo(x * sx, y * sy)));
+        ctx.stroke();
+      }
+    }
+    ctx.globalCompositeOperation = "source-over";
+    layer.count = strokes.length;
+    layer.points = strokes.at(-1).points.length;
+    return layer.canvas;
   }
 
   drawDot(ctx, [x, y], colour) {
     ctx.beginPath();
-    ctx.arc(x, y, 5, 0, Math.PI * 2);
+    ctx.arc(x, y, DOT_RADIUS, 0, Math.PI * 2);
     ctx.fillStyle = colour;
     ctx.fill();
-    ctx.lineWidth = 1.5;
+    ctx.lineWidth = 2;
     ctx.strokeStyle = "#fff";
     ctx.stroke();
   }
 
-  drawPair(ctx, pair, index, view, size) {
-    const colour = PAIR_COLOURS[index % PAIR_COLOURS.length];
-    const [hx, hy] = toCanvas(pair.handle, view, size);
-    const [tx, ty] = toCanvas(pair.target, view, size);
-    const angle = Math.atan2(ty - hy, tx - hx);
-    ctx.strokeStyle = ctx.fillStyle = colour;
-    ctx.lineWidth = 3;
+  drawArrow(ctx, [hx, hy], [tx, ty], colour, dashed = false) {
+    const length = Math.hypot(tx - hx, ty - hy);
+    if (length < 1) return;
+    const [ux, uy] = [(tx - hx) / length, (ty - hy) / length];
+    const tip = [tx - ux * DOT_RADIUS, ty - uy * DOT_RADIUS];
+    const head = Math.min(14, length * 0.6);
+    const base = [tip[0] - ux * head, tip[1] - uy * head];
+    ctx.save();
+    ctx.lineCap = "round";
+    ctx.setLineDash(dashed ? [6, 5] : []);
+    for (const [style, width] of [["rgba(0, 0, 0, 0.55)", 6], [colour, 3]]) {
+      ctx.strokeStyle = style;
+      ctx.lineWidth = width;
+      ctx.beginPath();
+      ctx.moveTo(hx, hy);
+      ctx.lineTo(base[0], base[1]);
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
     ctx.beginPath();
-    ctx.moveTo(hx, hy);
-    ctx.lineTo(tx - 8 * Math.cos(angle), ty - 8 * Math.sin(angle));
-    ctx.stroke();
-    ctx.beginPath();
-    ctx.moveTo(tx, ty);
-    for (const side of [-1, 1]) ctx.lineTo(tx - 12 * Math.cos(angle + side * 0.45), ty - 12 * Math.sin(angle + side * 0.45));
+    ctx.moveTo(tip[0], tip[1]);
+    for (const side of [-1, 1]) ctx.lineTo(base[0] - side * uy * head * 0.45, base[1] + side * ux * head * 0.45);
     ctx.closePath();
+    ctx.lineJoin = "round";
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = "rgba(0, 0, 0, 0.55)";
+    ctx.fillStyle = colour;
     ctx.fill();
-    this.drawDot(ctx, [hx, hy], "#ff2828");
-    this.drawDot(ctx, [tx, ty], "#2878ff");
-    ctx.fillStyle = "#fff";
-    ctx.font = "bold 12px sans-serif";
-    ctx.fillText(String(index + 1), hx + 7, hy - 7);
+    ctx.stroke();
+    ctx.restore();
   }
 
+  drawPair(ctx, view, pair, index) {
+    const colour = PAIR_COLOURS[index % PAIR_COLOURS.length];
+    const handle = toCanvas(view, pair.handle);
+    const target = toCanvas(view, pair.target);
+    this.drawArrow(ctx, handle, target, colour);
+    this.drawDot(ctx, handle, HANDLE_COLOUR);
+    this.drawDot(ctx, target, TARGET_COLOUR);
+    this.drawBadge(ctx, handle, target, String(index + 1), colour);
+  }
+
+  /** The pair's number in a small disc beside the handle, on the side away from the arrow. */
+  drawBadge(ctx, [hx, hy], [tx, ty], label, colour) {
+    const length = Math.hypot(tx - hx, ty - hy) || 1;
+    const [bx, by] = [hx - ((tx - hx) / length) * 15, hy - ((ty - hy) / length) * 15];
+    ctx.beginPath();
+    ctx.arc(bx, by, 8, 0, Math.PI * 2);
+    ctx.fillStyle = colour;
+    ctx.fill();
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = "rgba(0, 0, 0, 0.6)";
+    ctx.stroke();
+    ctx.fillStyle = "#fff";
+    ctx.font = "bold 11px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText(label, bx, by + 0.5);
+    ctx.textAlign = "start";
+    ctx.textBaseline = "alphabetic";
+  }
+
+  drawPending(ctx, view) {
+    const pending = this.model.pending;
+    if (!pending) return;
+    const handle = toCanvas(view, pending);
+    const g = this.gesture;
+    const previewing = this.hover && (!g || g.kind === "target" || (g.kind === "new" && g.dragging));
+    if (previewing) {
+      const target = toCanvas(view, clampToImage(toImage(view, this.hover), view.imageSize));
+      this.drawArrow(ctx, handle, target, PAIR_COLOURS[this.model.state.pairs.length % PAIR_COLOURS.length], true);
+    }
+    this.drawDot(ctx, handle, HANDLE_COLOUR);
+  }
+
+  drawBrush(ctx, view) {
+    if (this.mode === "points" || !this.hover) return;
+    const [x, y] = toCanvas(view, toImage(view, this.hover));
+    ctx.beginPath();
+    ctx.arc(x, y, Math.max(this.brushRadius * view.scale, 1), 0, Math.PI * 2);
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = this.mode === "paint" ? "rgba(255, 255, 255, 0.9)" : "rgba(255, 120, 120, 0.9)";
+    ctx.setLineDash(this.mode === "erase" ? [4, 3] : []);
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+
+  // ------------------------------------------------------------------------------- teardown
   destroy() {
-    for (const [target, type, handler] of this.listeners) target.removeEventListener(type, handler);
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const [target, type, handler, options] of this.listeners) target.removeEventListener(type, handler, options);
     this.listeners = [];
     this.resizeObserver?.disconnect();
     this.imageGeneration++;
+    this.regionGeneration++;
     this.root.remove();
   }
 }

@@ -292,3 +292,56 @@ def test_core_prompt_executes(comfy_server):
     assert status.get("status_str") == "success", f"prompt failed: {json.dumps(status)[:2000]}"
     images = (entry.get("outputs") or {}).get("2", {}).get("images") or []
     assert images and images[0]["filename"].endswith(".png"), entry.get("outputs")
+
+
+# ComfyUI's UNet description of SD1.5 (what comfy.model_detection finds in an SD1.5 checkpoint);
+# comfy.utils.unet_to_diffusers maps diffusers module names to ComfyUI's from it.
+SD15_COMFY_UNET_CONFIG = {
+    "num_res_blocks": [2, 2, 2, 2], "channel_mult": [1, 2, 4, 4], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+    "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "transformer_depth_middle": 1,
+}
+COMFY_LORA_PROBE = """
+import json, sys
+comfy_path, lora_path, config = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sys.path.insert(0, comfy_path)
+sys.argv = ["main.py", "--cpu"]  # no GPU needed; comfy.cli_args reads argv once parsing is enabled
+import comfy.options
+comfy.options.enable_args_parsing()
+import comfy.lora, comfy.utils
+from safetensors.torch import load_file
+key_map = {}
+for diffusers_key, comfy_key in comfy.utils.unet_to_diffusers(config).items():
+    if diffusers_key.endswith(".weight"):  # as comfy.lora.model_lora_keys_unet builds its lora_unet_* keys
+        key_map["lora_unet_" + diffusers_key[:-len(".weight")].replace(".", "_")] = "diffusion_model." + comfy_key
+lora = load_file(lora_path)
+patches = comfy.lora.load_lora(lora, key_map, log_missing=False)
+used = {k for k in lora if any(k.startswith(prefix + ".") for prefix in key_map if key_map[prefix] in patches)}
+print(json.dumps({"patched": sorted(patches), "unused": sorted(set(lora) - used)}))
+"""
+
+
+def test_saved_lora_loads_in_comfyui_lora_loader(tmp_path):
+    """A LoRA the Trainer saves for an SD1.5 UNet is read by ComfyUI's own LoRA loader, every key used."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from dragkit.core.lora import LoraTrainingConfig, save_lora, train_lora
+    from dragkit.core.model import DragModel
+
+    unet_config = {"cross_attention_dim": 768, "attention_head_dim": 8, "sample_size": 64}  # SD1.5 = diffusers' defaults
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**unet_config)
+    unet = unet.to_empty(device="cpu")  # the weights' values do not matter, only the module names
+    for parameter in unet.parameters():
+        torch.nn.init.normal_(parameter, std=0.01)
+    model = DragModel(unet=unet, latent_scale=0.18215, default_embeds=torch.zeros(1, 77, 768), name="sd15-layout")
+    trained = train_lora(model, torch.randn(1, 4, 8, 8), config=LoraTrainingConfig(steps=1, rank=4, batch_size=1))
+    path = save_lora(trained, tmp_path / "sd15_layout.safetensors")
+
+    probe = subprocess.run([COMFYUI_PYTHON, "-c", COMFY_LORA_PROBE, COMFYUI_PATH, str(path),
+                            json.dumps(SD15_COMFY_UNET_CONFIG)], capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    # 16 transformer blocks x (self + cross attention) x (q, k, v, out)
+    assert len(result["patched"]) == 16 * 2 * 4, result["patched"][:5]
+    assert result["unused"] == []

@@ -112,7 +112,9 @@ class DragModel:
         self.unet.to(device)
         if self.vae is not None:
             # The SD VAE overflows in fp16 on some images; keep it float32.
-            self.vae.to(device=device, dtype=torch.float32)
+            if self.vae.dtype != torch.float32:
+                self.vae.to(dtype=torch.float32)
+            self.vae.to(device)
         return self
 
     def scheduler(self, num_steps: int):
@@ -253,10 +255,12 @@ def load_diffusers_folder(
     path = Path(path)
     if not (path / "unet").is_dir():
         raise _missing(path / "unet", "A diffusers UNet folder")
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True)
+    # Load straight in the working dtype (the toy model's files are float16, run as float32 on CPU).
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True,
+                                                torch_dtype=dtype or default_dtype(device))
     vae = None
     if (path / "vae").is_dir():
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", local_files_only=True)
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", local_files_only=True, torch_dtype=torch.float32)
     scheduler_config = dict(SD15_DDIM_CONFIG)
     scheduler_file = path / "scheduler" / "scheduler_config.json"
     if scheduler_file.is_file():

@@ -120,6 +120,7 @@ class DragKitDragOptimizer:
         config = dataclasses.replace(
             preset, max_steps=max_steps, learning_rate=learning_rate, lam=lam,
             feature_layers=feature_layers(drag_model, feature_layer, preset.feature_layers),
+            supervision_scale=drag_model.settings.get("supervision_scale", preset.supervision_scale),
             patch_radius=preset.patch_radius if patch_radius < 0 else patch_radius,
             track_radius=preset.track_radius if track_radius < 0 else track_radius,
         )
@@ -171,8 +172,10 @@ class DragKitAlDDSampler:
     @comfy.with_grad
     def sample(self, drag_model, inversion, points, drag_steps, rounds, steps_per_round, learning_rate, lam,
                patience, feature_layer, reference_attention, rescale_points, mask=None, conditioning=None):
-        drag = dataclasses.replace(GOODDRAG_DRAG, learning_rate=learning_rate, lam=lam,
-                                   feature_layers=feature_layers(drag_model, feature_layer, GOODDRAG_DRAG.feature_layers))
+        drag = dataclasses.replace(
+            GOODDRAG_DRAG, learning_rate=learning_rate, lam=lam,
+            feature_layers=feature_layers(drag_model, feature_layer, GOODDRAG_DRAG.feature_layers),
+            supervision_scale=drag_model.settings.get("supervision_scale", GOODDRAG_DRAG.supervision_scale))
         config = AlDDConfig(drag=drag, drag_steps=drag_steps, rounds=rounds, steps_per_round=steps_per_round,
                             patience=patience, reference=ReferenceAttentionConfig(enabled=reference_attention))
         points = checked_points(points, drag_model, inversion, rescale_points)

@@ -9,7 +9,7 @@ import torch
 from conftest import inverted_tiny_model
 
 from dragkit.core.errors import DragKitInputError
-from dragkit.core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, DragConfig, drag_latent
+from dragkit.core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, DragConfig, drag_latent, for_model
 from dragkit.core.points import DragPoints
 from dragkit.nodes.drag_nodes import DragKitDragOptimizer, DragKitPoints
 
@@ -106,3 +106,12 @@ def test_optimizer_node_outputs_a_new_inversion_and_final_points(setup):
     half = DragPoints.from_pairs((64, 64), [((20, 32), (36, 32))])
     _, rescaled = DragKitDragOptimizer().drag(model, inversion, half, "DragDiffusion", 0, 0.01, 0.1, -1, -1, 1, True)
     assert rescaled.image_size == (128, 128)
+
+
+def test_model_recommendations_override_only_what_the_model_names(tiny_model):
+    tiny_model.settings = {"feature_layers": [2], "supervision_scale": 1.0, "guidance_layers": [1]}
+    config = for_model(DRAGDIFFUSION_IPMS, tiny_model)
+    assert config.feature_layers == (2,) and config.supervision_scale == 1.0
+    assert config.lam == DRAGDIFFUSION_IPMS.lam and config.ipms and config.patch_radius == 4
+    tiny_model.settings = {}
+    assert for_model(DRAGDIFFUSION, tiny_model) == DRAGDIFFUSION

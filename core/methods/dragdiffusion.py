@@ -97,6 +97,15 @@ class DragConfig:
 DRAGDIFFUSION = DragConfig()
 # GoodDrag's IPMS values (bench_gooddrag.py): r1 4, r2 12, beta 4.
 DRAGDIFFUSION_IPMS = DragConfig(patch_radius=4, track_radius=12, max_step=4.0, ipms=True)
+# Settings a model folder may recommend in its dragkit.json (the toy model does: its 16x16 latent
+# is a quarter of SD1.5's, so it supervises at full image size instead of half).
+MODEL_SETTINGS = ("feature_layers", "lam", "supervision_scale")
+
+
+def for_model(config: DragConfig, model: DragModel) -> DragConfig:
+    """``config`` with the model's recommended ``feature_layers``, ``lam`` and ``supervision_scale``."""
+    recommended = {key: model.settings[key] for key in MODEL_SETTINGS if key in model.settings}
+    return dataclasses.replace(config, **recommended)
 
 
 @dataclasses.dataclass

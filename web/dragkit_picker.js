@@ -42,6 +42,12 @@ function upstreamPicture(node) {
 
 // Several pickers may watch one Load Image: its combo's callback is wrapped once and fans out.
 const widgetWatchers = new WeakMap();
+// Let ComfyUI's undo history see an editor change now: its change tracker otherwise looks only on
+// window mouseup/keyup, which the editor keeps to itself while it is being used.
+function recordUndoStep() {
+  app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+}
+
 function watchWidget(widget, onChange) {
   let watchers = widgetWatchers.get(widget);
   if (!watchers) {
@@ -100,6 +106,7 @@ app.registerExtension({
       onChange: (text) => {
         stateWidget.value = text;
         node.setDirtyCanvas?.(true, false);
+        recordUndoStep();
       },
       onAutoRegion: async (state) => {
         const body = JSON.stringify({ node_id: String(node.id), pairs: state.pairs, image_size: state.image_size });

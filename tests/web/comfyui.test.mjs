@@ -6,7 +6,7 @@
 // land in image pixels (also under graph zoom), keys and right-clicks stay in the editor, the state
 // reaches the hidden editor_state widget and survives a reload, a run sends the background back.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import test from "node:test";
 
 const URL_ = process.env.COMFYUI_URL;
@@ -62,7 +62,8 @@ test("point picker in ComfyUI", { skip, timeout: 240_000 }, async (t) => {
     c.width = w;
     c.height = h;
     const g = c.getContext("2d");
-    g.fillStyle = "#466ea0";
+    // A new background shade each run: ComfyUI re-runs the graph instead of answering from its cache.
+    g.fillStyle = `rgb(70, 110, ${100 + Math.floor(Math.random() * 100)})`;
     g.fillRect(0, 0, w, h);
     g.fillStyle = "#f0c83c";
     g.beginPath();
@@ -128,7 +129,6 @@ test("point picker in ComfyUI", { skip, timeout: 240_000 }, async (t) => {
   assert.equal(await page.locator(".litecontextmenu").count(), 0);
   // ComfyUI's own Ctrl+Z undoes the editor's last change (the right-click).
   await page.keyboard.press("Control+z");
-  await page.waitForTimeout(2000); console.log(JSON.stringify(await state()), await page.evaluate(() => window.comfyAPI.app.app.graph.nodes.length));
   await page.waitForFunction(`JSON.parse(${picker()}.widgets.find((w) => w.name === 'editor_state').value).pairs.length === 1`, null, { timeout: 10_000 });
 
   // Under graph zoom, clicks still land in image pixels.
@@ -167,5 +167,34 @@ test("point picker in ComfyUI", { skip, timeout: 240_000 }, async (t) => {
   const routed = ![404, 405].includes(probe);
   assert.equal(await page.getByRole("button", { name: "Auto region" }).isVisible(), routed);
 
+  assert.deepEqual(errors.filter((e) => /dragkit/i.test(e)), []);
+});
+
+test("every shipped workflow opens in ComfyUI with all its nodes known", { skip, timeout: 180_000 }, async (t) => {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu",
+    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.stack ?? e.message));
+  await page.goto(URL_);
+  await page.waitForFunction(() => window.comfyAPI?.app?.app?.graph && window.LiteGraph, null, { timeout: 90_000 });
+  const folder = new URL("../../workflows/", import.meta.url);
+  const files = readdirSync(folder).filter((f) => f.endsWith(".json"));
+  assert.ok(files.length >= 5, `workflows found: ${files}`);
+  for (const file of files) {
+    const workflow = JSON.parse(readFileSync(new URL(file, folder), "utf8"));
+    const loaded = await page.evaluate(async (w) => {
+      const { app } = window.comfyAPI.app;
+      const defs = await (await window.comfyAPI.api.api.fetchApi("/object_info")).json();
+      await app.loadGraphData(w);
+      return app.graph.nodes.map((n) => ({ type: n.type, known: n.type in defs && !n.has_errors,
+        links: (n.inputs ?? []).filter((i) => i.link != null).length }));
+    }, workflow);
+    assert.equal(loaded.length, workflow.nodes.length, `${file}: node count`);
+    assert.deepEqual(loaded.filter((n) => !n.known).map((n) => n.type), [], `${file}: unknown node types`);
+    const links = loaded.reduce((sum, n) => sum + n.links, 0);
+    assert.equal(links, workflow.links.length, `${file}: every link survives loading`);
+  }
   assert.deepEqual(errors.filter((e) => /dragkit/i.test(e)), []);
 });

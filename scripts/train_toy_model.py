@@ -69,6 +69,15 @@ def lr_at(step: int, base: float, warmup: int, total: int) -> float:
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def resumed_generator(state: dict | None, seed: int) -> torch.Generator:
+    """The noise generator where the checkpoint left it, so a resumed run equals an uninterrupted one
+    (checkpoints written before the state was stored fall back to reseeding at the resume step)."""
+    generator = torch.Generator().manual_seed(seed)
+    if state and "generator" in state:
+        generator.set_state(state["generator"])
+    return generator
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     temporary = path.with_suffix(".tmp")
     torch.save(state, temporary)
@@ -80,13 +89,13 @@ def train_vae(args, log) -> AutoencoderKL:
     vae = AutoencoderKL(**VAE_CONFIG)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     checkpoint = args.work_dir / "vae.pt"
-    step = 0
+    step, state = 0, None
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         vae.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
-    generator = torch.Generator().manual_seed(args.seed + step)
+    generator = resumed_generator(state, args.seed + step)
     start = time.time()
     while step < args.vae_steps:
         for group in optimizer.param_groups:
@@ -105,7 +114,8 @@ def train_vae(args, log) -> AutoencoderKL:
         if step % 50 == 0 or step == args.vae_steps:
             log("vae", step, float(loss), time.time() - start)
         if step % 250 == 0 or step == args.vae_steps:
-            save_checkpoint(checkpoint, {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "step": step})
+            save_checkpoint(checkpoint, {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                                         "generator": generator.get_state()})
     return vae.eval().requires_grad_(False)
 
 
@@ -130,14 +140,14 @@ def train_unet(args, vae: AutoencoderKL, scale: float, prompt: torch.Tensor, log
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.unet_lr, weight_decay=1e-2)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
     checkpoint = args.work_dir / "unet.pt"
-    step = 0
+    step, state = 0, None
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         unet.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
-    generator = torch.Generator().manual_seed(args.seed + 2 + step)
+    generator = resumed_generator(state, args.seed + 2 + step)
     start = time.time()
     while step < args.unet_steps:
         for group in optimizer.param_groups:
@@ -162,6 +172,7 @@ def train_unet(args, vae: AutoencoderKL, scale: float, prompt: torch.Tensor, log
             log("unet", step, float(loss), time.time() - start)
         if step % 250 == 0 or step == args.unet_steps:
             save_checkpoint(checkpoint, {"model": unet.state_dict(), "ema": ema.state_dict(),
+                                         "generator": generator.get_state(),
                                          "optimizer": optimizer.state_dict(), "step": step})
             sample_grid(ema, vae, scale, prompt, args.work_dir / f"samples_{step:06d}.png")
     return ema.eval()
@@ -213,17 +224,23 @@ def write_model(args, vae, unet, scale, prompt, stats: dict) -> None:
 
 
 def training_summary(losses_csv: Path) -> dict:
-    """Final loss (mean of the last five logged values) and cumulative seconds of each stage."""
+    """Final loss (mean of the last five logged values) and total training seconds of each stage."""
     rows: dict[str, list] = {}
     with losses_csv.open() as f:
         for stage, step, loss, seconds in csv.reader(f):
             rows.setdefault(stage, []).append((int(step), float(loss), float(seconds)))
     summary = {}
     for stage, entries in rows.items():
+        # Seconds restart at each resume: add up the runs (a drop in seconds starts a new run).
+        total, previous = 0.0, 0.0
+        for _, _, seconds in entries:
+            if seconds < previous:
+                total += previous
+            previous = seconds
         entries = sorted({step: (loss, seconds) for step, loss, seconds in entries}.items())
         tail = [loss for _, (loss, _) in entries[-5:]]
         summary[f"{stage}_final_loss"] = round(sum(tail) / len(tail), 4)
-        summary[f"{stage}_seconds"] = round(entries[-1][1][1])
+        summary[f"{stage}_seconds"] = round(total + previous)
     return summary
 
 

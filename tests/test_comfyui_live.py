@@ -3,7 +3,7 @@
 Set ``COMFYUI_PATH`` to a ComfyUI checkout (the folder holding ``main.py``) and, if ComfyUI's
 dependencies live in another environment, ``COMFYUI_PYTHON`` to that interpreter::
 
-    COMFYUI_PATH=/work/comfyui COMFYUI_PYTHON=/work/comfyui-venv/bin/python \
+    COMFYUI_PATH=~/ComfyUI COMFYUI_PYTHON=~/ComfyUI/venv/bin/python \
         python -m pytest tests/test_comfyui_live.py -v
 
 The module-scoped fixture ``comfy_server`` makes a temporary base directory whose

@@ -191,11 +191,23 @@ def loras_folder() -> str | None:
 
 def progress_text(text: str) -> None:
     """Show a line of text on the running node (e.g. the training loss); a no-op outside ComfyUI."""
+    send = _progress_text_sender()
+    if send is not None:
+        send(text)
+
+
+@functools.cache
+def _progress_text_sender() -> Callable[[str], None] | None:
+    """Resolved once: progress callbacks run every step, and a failing import is not free."""
     try:
         from comfy_execution.utils import get_executing_context
         from server import PromptServer
     except ImportError:  # plain Python, tests, or a ComfyUI without progress text
-        return
-    context, instance = get_executing_context(), getattr(PromptServer, "instance", None)
-    if context is not None and instance is not None and hasattr(instance, "send_progress_text"):
-        instance.send_progress_text(text, context.node_id)
+        return None
+
+    def send(text: str) -> None:
+        context, instance = get_executing_context(), getattr(PromptServer, "instance", None)
+        if context is not None and instance is not None and hasattr(instance, "send_progress_text"):
+            instance.send_progress_text(text, context.node_id)
+
+    return send

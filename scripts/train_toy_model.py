@@ -69,13 +69,20 @@ def lr_at(step: int, base: float, warmup: int, total: int) -> float:
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def resumed_generator(state: dict | None, seed: int) -> torch.Generator:
-    """The noise generator where the checkpoint left it, so a resumed run equals an uninterrupted one
-    (checkpoints written before the state was stored fall back to reseeding at the resume step)."""
-    generator = torch.Generator().manual_seed(seed)
-    if state and "generator" in state:
+def resume(checkpoint: Path, seed: int, **stateful) -> tuple[int, torch.Generator]:
+    """Load ``stateful`` objects (model, EMA, optimiser) from ``checkpoint`` if it exists; return the
+    step to go on from and the noise generator where the checkpoint left it, so a resumed run follows
+    the same noise as an uninterrupted one (checkpoints from before the generator state was stored
+    fall back to reseeding at the resume step)."""
+    if not checkpoint.exists():
+        return 0, torch.Generator().manual_seed(seed)
+    state = torch.load(checkpoint, weights_only=False)
+    for key, target in stateful.items():
+        target.load_state_dict(state[key])
+    generator = torch.Generator().manual_seed(seed + state["step"])
+    if "generator" in state:
         generator.set_state(state["generator"])
-    return generator
+    return state["step"], generator
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -89,13 +96,7 @@ def train_vae(args, log) -> AutoencoderKL:
     vae = AutoencoderKL(**VAE_CONFIG)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     checkpoint = args.work_dir / "vae.pt"
-    step, state = 0, None
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        vae.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-    generator = resumed_generator(state, args.seed + step)
+    step, generator = resume(checkpoint, args.seed, model=vae, optimizer=optimizer)
     start = time.time()
     while step < args.vae_steps:
         for group in optimizer.param_groups:
@@ -138,16 +139,9 @@ def train_unet(args, vae: AutoencoderKL, scale: float, prompt: torch.Tensor, log
     unet = UNet2DConditionModel(**UNET_CONFIG)
     ema = copy.deepcopy(unet).requires_grad_(False)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args.unet_lr, weight_decay=1e-2)
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    scheduler = DDPMScheduler.from_config(SD15_DDIM_CONFIG)  # the same betas the DDIM sampler uses
     checkpoint = args.work_dir / "unet.pt"
-    step, state = 0, None
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        unet.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-    generator = resumed_generator(state, args.seed + 2 + step)
+    step, generator = resume(checkpoint, args.seed + 2, model=unet, ema=ema, optimizer=optimizer)
     start = time.time()
     while step < args.unet_steps:
         for group in optimizer.param_groups:

@@ -125,3 +125,15 @@ def test_model_from_comfy_converts_once_and_matches(monkeypatch, latent):
     assert first.latent_scale == pytest.approx(0.18215) and first.name == "comfy-SD15"
     embeds = reference.prompt_embeds(None)
     torch.testing.assert_close(first.predict_noise(latent, 300, embeds), reference.predict_noise(latent, 300, embeds))
+
+
+def test_progress_callback_shows_numbers_on_the_node(monkeypatch):
+    from dragkit.nodes import comfy
+
+    shown = []
+    monkeypatch.setattr(comfy, "progress_text", shown.append)
+    with comfy.progress(3, "LoRA") as callback:
+        callback(1, 3, {"loss": 0.123456, "note": "text is not shown"})
+        callback(2, 3, {})
+    assert shown == ["LoRA 1/3  loss 0.1235"]
+    assert comfy._progress_text_sender() is None  # no ComfyUI here: showing text is a no-op

@@ -154,7 +154,9 @@ def tensor_hash(tensor: torch.Tensor) -> str:
 
 def lora_key(model: DragModel, latent: torch.Tensor, embeds: torch.Tensor, config: LoraTrainingConfig) -> str:
     """The default adapter name: a hash of everything that decides the LoRA's weights."""
-    parts = [model_fingerprint(model), model.scheduler_config, tensor_hash(latent), tensor_hash(embeds), config.to_dict()]
+    # Gradient checkpointing recomputes the same activations: it trades memory, not the result.
+    settings = {k: v for k, v in config.to_dict().items() if k != "gradient_checkpointing"}
+    parts = [model_fingerprint(model), model.scheduler_config, tensor_hash(latent), tensor_hash(embeds), settings]
     return "dragkit_" + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

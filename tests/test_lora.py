@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import make_tiny_model, smooth_latent
@@ -52,6 +54,9 @@ def test_same_inputs_hit_the_cache(trained):
     calls = []
     again = train_lora(model, latent, config=CONFIG, callback=lambda *a: calls.append(1))
     assert calls == [] and again.adapter == lora.adapter
+    checkpointed = train_lora(model, latent, config=dataclasses.replace(CONFIG, gradient_checkpointing=True),
+                              callback=lambda *a: calls.append(1))
+    assert calls == [] and checkpointed.adapter == lora.adapter  # a memory setting is not a new LoRA
     other = train_lora(model, latent, config=LoraTrainingConfig(steps=1, rank=4))
     assert other.adapter != lora.adapter
 

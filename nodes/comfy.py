@@ -106,6 +106,13 @@ def model_choices(kind: str) -> list[str]:
         return []
 
 
+def register_model_folder(kind: str) -> None:
+    """Make ``models/<kind>`` a ComfyUI model folder unless ComfyUI or another pack already has
+    (``ipadapter`` is registered by IP-Adapter packs, not by ComfyUI itself)."""
+    if folder_paths is not None and kind not in folder_paths.folder_names_and_paths:
+        folder_paths.add_model_folder_path(kind, os.path.join(folder_paths.models_dir, kind))
+
+
 def model_path(kind: str, name: str) -> str | None:
     """Full path of ``name`` in ComfyUI's ``kind`` folder, or ``None``."""
     if folder_paths is None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import torch
 
-from ..core.errors import DragKitInputError
+from ..core.errors import DragKitInputError, DragKitModelError
 from ..core.guidance import GUIDANCE_MODES, drag_geometry, move_geometry
+from ..core.image_prompt import (
+    DIFFEDITOR_IMAGE_PROMPT_SCALE, DIFFEDITOR_IMAGE_PROMPT_STEPS, ImagePrompt, load_image_prompt_adapter,
+)
 from ..core.masks import as_mask, is_empty, rasterize_strokes
 from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config, initial_latent, regional_sde_sample
 from ..core.points import DragPoints
@@ -16,7 +20,10 @@ from .convert import conditioning_embeds, latent_out
 from .drag_nodes import mask_or_none
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
 
+logger = logging.getLogger(__name__)
+
 METHODS = {"DiffEditor": diffeditor_config, "DragonDiffusion": dragondiffusion_config}
+comfy.register_model_folder("ipadapter")  # models/ipadapter, as IP-Adapter packs name it
 
 
 def path_mask(points: DragPoints) -> torch.Tensor:
@@ -76,13 +83,23 @@ class DragKitRegionalSDESampler:
                 "points": ("DRAG_POINTS", {"tooltip": "drag mode: handle -> target pairs."}),
                 "mask": ("MASK", {"tooltip": "drag: the editable area; move/resize: the object."}),
                 "conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP}),
+                "image_prompt": ("CLIP_VISION_OUTPUT", {"tooltip": "Optional image prompt: CLIP Vision Encode of a "
+                                 "reference image (usually the input photo), used with the IP-Adapter below."}),
+                "ipadapter": (["none"] + comfy.model_choices("ipadapter"), {"tooltip": "IP-Adapter SD1.5 weights in "
+                              "models/ipadapter (e.g. ip-adapter_sd15.safetensors with a ViT-H CLIP Vision). 'none' or "
+                              "no image_prompt = no image prompt."}),
+                "image_prompt_scale": ("FLOAT", {"default": DIFFEDITOR_IMAGE_PROMPT_SCALE, "min": 0.0, "max": 2.0,
+                                       "step": 0.01, "tooltip": "Weight of the image prompt on denoising steps "
+                                       f"{DIFFEDITOR_IMAGE_PROMPT_STEPS[0]}-{DIFFEDITOR_IMAGE_PROMPT_STEPS[1]} "
+                                       f"(DiffEditor {DIFFEDITOR_IMAGE_PROMPT_SCALE}). 0 = off."}),
             },
         }
 
     @comfy.with_grad
     def sample(self, drag_model, inversion, method, mode, dx, dy, scale, sde_eta, time_travel, memory_bank,
                energy_scale, w_edit, w_content, w_inpaint, feature_layers, seed, points=None, mask=None,
-               conditioning=None):
+               conditioning=None, image_prompt=None, ipadapter="none",
+               image_prompt_scale=DIFFEDITOR_IMAGE_PROMPT_SCALE):
         config = METHODS[method](mode)
         try:
             layers = tuple(int(v) for v in feature_layers.replace(" ", "").split(",") if v)
@@ -111,6 +128,24 @@ class DragKitRegionalSDESampler:
             geometry = move_geometry(as_mask(region, image_size), (dx, dy), scale if mode == "resize" else 1.0,
                                      latent_size, config.guidance)
         edited = inversion.with_edit(initial_latent(start.to(drag_model.device), geometry, config.guidance.upsample))
+        image = load_image_prompt(drag_model, image_prompt, ipadapter, image_prompt_scale)
         with comfy.progress(len(inversion.timesteps), method) as callback:
-            latent = regional_sde_sample(drag_model, edited, geometry, config, conditioning_embeds(conditioning), callback)
+            latent = regional_sde_sample(drag_model, edited, geometry, config, conditioning_embeds(conditioning), callback,
+                                         image=image)
         return (latent_out(drag_model, latent),)
+
+
+def load_image_prompt(drag_model, clip_vision_output, ipadapter: str, scale: float) -> ImagePrompt | None:
+    """The node's image prompt, or ``None`` when it has no embedding, no IP-Adapter or scale 0."""
+    if clip_vision_output is None or ipadapter == "none" or scale == 0:
+        if clip_vision_output is not None or ipadapter != "none":
+            logger.info("image prompt off: it needs both `image_prompt` and an `ipadapter` file (and a scale > 0)")
+        return None
+    path = comfy.model_path("ipadapter", ipadapter)
+    if not path:
+        raise DragKitModelError(f"IP-Adapter '{ipadapter}' is not in {comfy.folder_hint('ipadapter')}; put it there.")
+    embeds = getattr(clip_vision_output, "image_embeds", None)
+    if embeds is None:
+        raise DragKitInputError("`image_prompt` has no image embedding; connect CLIP Vision Encode (not a style model).")
+    adapter = load_image_prompt_adapter(path, drag_model.unet)
+    return ImagePrompt(adapter, comfy.plain_tensor(embeds)[:1].float(), scale)

@@ -18,8 +18,12 @@ At each step i with timestep t:
    times, going back to t with one plain DDIM inversion step in between (the reference also
    inverts after the last repeat and discards it; that UNet call is skipped here).
 
+Image prompt (DiffEditor, optional): IP-Adapter attention (:mod:`..image_prompt`) on the edited
+branch's noise prediction at steps 10-19, scale 0.1; the source branch, the guidance estimator and
+the time-travel inversion run without it.
+
 Not implemented from the reference: classifier-free guidance (both methods use CFG 4 on SD1.5:
-connect a negative prompt in a future version) and the image prompt (IP-Adapter).
+connect a negative prompt in a future version).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch.nn.functional as F
 from ..attention import MemoryBankAttention, attention_edit, decoder_self_attention_layers
 from ..errors import DragKitInputError, check_range
 from ..guidance import DRAG_GUIDANCE, MOVE_GUIDANCE, EditGeometry, GuidanceConfig, guidance, warp
+from ..image_prompt import ImagePrompt, image_prompt
 from ..inversion import Inversion
 from ..model import DragModel
 
@@ -144,8 +149,12 @@ def regional_sde_sample(
     config: RegionalSDEConfig | None = None,
     prompt_embeds: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
+    image: ImagePrompt | None = None,
 ) -> torch.Tensor:
-    """Denoise ``inversion.start`` with guidance; returns the ``(1, C, h, w)`` clean edited latent."""
+    """Denoise ``inversion.start`` with guidance; returns the ``(1, C, h, w)`` clean edited latent.
+
+    ``image``: an optional image prompt (IP-Adapter) for the edited branch.
+    """
     config = config or RegionalSDEConfig()
     if inversion.start.shape[0] != 1:
         raise DragKitInputError(f"edit one image at a time; the latent has batch {inversion.start.shape[0]}.")
@@ -162,7 +171,8 @@ def regional_sde_sample(
     sharing = (attention_edit(model.unet, bank, decoder_self_attention_layers(model.unet))
                if config.memory_bank else contextlib.nullcontext())
     latent = inversion.start.to(model.device, torch.float32)
-    with sharing:
+    prompting = image_prompt(model.unet, image) if image is not None else contextlib.nullcontext()
+    with sharing, prompting as switch:
         for i, t in enumerate(timesteps):
             bank.step = i
             alpha_t = alphas[t]
@@ -174,8 +184,12 @@ def regional_sde_sample(
             repeats = config.time_travel_repeats if guided and i in config.time_travel_steps else 1
             for repeat in range(repeats):
                 # 1. noise prediction of [source, edited] (memory bank from memory_bank_start)
+                if image is not None and image.active_at(i):  # the edited branch only
+                    switch.scales = torch.tensor([0.0, image.scale], device=model.device)
                 with torch.no_grad():
                     noise = model.predict_noise(torch.cat([source, latent]), t, pair_embeds)[1:]
+                if switch is not None:
+                    switch.scales = None
                 # 2. energy guidance
                 info = {"timestep": t}
                 guided_noise = noise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import resource
 import time
 from typing import Callable
@@ -118,6 +119,10 @@ def print_table(rows: dict[str, dict], columns: list[str]) -> None:
 
 
 def write_json(path: str | None, data: dict) -> None:
+    """Write ``data`` to ``path`` (if given) in one step: an interrupted run leaves any old file whole."""
     if path:
-        with open(path, "w") as handle:
+        temporary = f"{path}.tmp"
+        with open(temporary, "w") as handle:
             json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(temporary, path)

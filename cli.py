@@ -14,10 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default="dragkit-demo", help="folder for before.png, after.png, overlay.png")
     demo.add_argument("--seed", type=int, default=1_000_006, help="scene seed (held out from training; the default "
                       "is benchmark case 6, a typical success; 1000003 is a typical failure)")
+    demo.add_argument("--model", default=None, help="a toy-model folder written by scripts/train_toy_model.py "
+                      "(default: the embedded one)")
     bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?) or `speed` (seconds, memory)")
     bench.add_argument("suite", choices=("toy", "speed"))
     bench.add_argument("--methods", default=None, help="toy: comma-separated methods (default: all)")
     bench.add_argument("--cases", type=int, default=12, help="toy: number of held-out scenes")
+    bench.add_argument("--model", default=None, help="toy: a model folder written by scripts/train_toy_model.py "
+                       "(default: the embedded one), e.g. to check a retrain")
     bench.add_argument("--arch", choices=("tiny", "sd15"), default=None, help="speed: architecture (default: sd15 "
                        "on a GPU, tiny on the CPU)")
     bench.add_argument("--device", default=None, help="speed: torch device (default: cuda if available)")
@@ -27,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .toybench import run_demo
 
-        return run_demo(args.out, args.seed)
+        return run_demo(args.out, args.seed, args.model)
     if args.suite == "speed":
         import torch
 
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from .toybench import run_bench
 
     methods = args.methods.split(",") if args.methods else None
-    return run_bench(methods, args.cases, args.json)
+    return run_bench(methods, args.cases, args.json, args.model)
 
 
 if __name__ == "__main__":

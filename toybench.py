@@ -28,7 +28,7 @@ from .core.methods.diffeditor import diffeditor_config, dragondiffusion_config, 
 from .core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent, for_model
 from .core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from .core.metrics import centroid, colour_mask, iou, psnr
-from .core.model import DragModel, load_toy_model
+from .core.model import DragModel, load_diffusers_folder, load_toy_model
 from .core.overlay import draw_drag_overlay, to_pil
 from .core.points import DragPoints
 from .core.sampling import reference_sample
@@ -168,36 +168,120 @@ METHODS: dict[str, Method] = {
 DEMO_METHOD = "gooddrag"  # the best success rate on the toy benchmark (README)
 
 
+def score_cases(model: DragModel, method: str, cases: list[Case]) -> tuple[list[dict[str, float]], float]:
+    """Per-case scores of ``method`` (see :func:`score`) and the total seconds it took."""
+    if method not in METHODS:
+        raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    rows, seconds = [], 0.0
+    for case in cases:
+        start = time.perf_counter()
+        with torch.no_grad() if method in ("baseline", "oracle") else torch.enable_grad():
+            edited = METHODS[method](model, case)
+        seconds += time.perf_counter() - start
+        rows.append(score(case, edited))
+    return rows, seconds
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The benchmark's statistics over per-case scores: medians, and the success rate."""
+    return {
+        "cases": len(rows),
+        "median_fraction": statistics.median(r["fraction"] for r in rows),
+        "median_iou": statistics.median(r["iou"] for r in rows),
+        "median_area_kept": statistics.median(r["area_kept"] for r in rows),
+        "success_rate": sum(r["success"] for r in rows) / len(rows),
+        "bg_psnr_db": statistics.median(r["bg_psnr_db"] for r in rows),
+    }
+
+
+def held_out_cases(count: int) -> list[Case]:
+    """The first ``count`` benchmark cases (the same for every method and model)."""
+    return [make_case(HELD_OUT_SEED + k) for k in range(count)]
+
+
 def evaluate(model: DragModel, methods: list[str], cases: int) -> dict:
     """Median scores per method over ``cases`` held-out scenes."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    all_cases = [make_case(HELD_OUT_SEED + k) for k in range(cases)]
+    all_cases = held_out_cases(cases)
     results = {}
     for name in methods:
-        rows, seconds = [], 0.0
-        for case in all_cases:
-            start = time.perf_counter()
-            with torch.no_grad() if name in ("baseline", "oracle") else torch.enable_grad():
-                edited = METHODS[name](model, case)
-            seconds += time.perf_counter() - start
-            rows.append(score(case, edited))
-        results[name] = {
-            "cases": cases,
-            "median_fraction": statistics.median(r["fraction"] for r in rows),
-            "median_iou": statistics.median(r["iou"] for r in rows),
-            "median_area_kept": statistics.median(r["area_kept"] for r in rows),
-            "success_rate": sum(r["success"] for r in rows) / cases,
-            "bg_psnr_db": statistics.median(r["bg_psnr_db"] for r in rows),
-            "sec_per_edit": seconds / cases,
-        }
+        rows, seconds = score_cases(model, name, all_cases)
+        results[name] = dict(summarise(rows), sec_per_edit=seconds / cases)
     return {"methods": results}
 
 
-def run_bench(methods: list[str] | None, cases: int, json_path: str | None) -> int:
+STATISTICS = ("median_fraction", "median_iou", "median_area_kept", "success_rate", "bg_psnr_db")
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_intervals(
+    rows: list[dict[str, float]], other: list[dict[str, float]] | None = None, level: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of each statistic of :func:`summarise`, resampling the cases.
+
+    With ``other`` (the same cases scored on another model), the intervals are of the paired
+    difference ``other - rows``: each resample draws the same cases for both.
+    """
+    if other is not None and len(other) != len(rows):
+        raise ValueError(f"paired rows need the same cases: got {len(rows)} and {len(other)}")
+    generator = torch.Generator().manual_seed(seed)
+    draws = {key: [] for key in STATISTICS}
+    for _ in range(resamples):
+        picked = torch.randint(0, len(rows), (len(rows),), generator=generator).tolist()
+        values = summarise([rows[i] for i in picked])
+        if other is not None:
+            others = summarise([other[i] for i in picked])
+            values = {key: others[key] - values[key] for key in STATISTICS}
+        for key in STATISTICS:
+            draws[key].append(values[key])
+    tail = (1 - level) / 2
+    intervals = {}
+    for key, values in draws.items():
+        values.sort()
+        intervals[key] = (values[int(tail * (resamples - 1))], values[int(round((1 - tail) * (resamples - 1)))])
+    return intervals
+
+
+def compare_rows(reference: list[dict[str, float]], candidate: list[dict[str, float]]) -> dict[str, dict]:
+    """Is each of ``candidate``'s statistics within the noise of ``reference``'s, on the same cases?
+
+    Noise is the benchmark's own: the 95 % bootstrap interval of the reference statistic over the
+    cases, i.e. the spread it would show on another draw of held-out scenes. A candidate statistic
+    inside it is "within noise". The paired interval of the difference is reported alongside: it is
+    narrower (the same scenes on both models), so it shows a systematic shift the verdict tolerates.
+    """
+    ours, theirs = summarise(reference), summarise(candidate)
+    spread, paired = bootstrap_intervals(reference), bootstrap_intervals(reference, candidate)
+    return {
+        key: {
+            "reference": ours[key],
+            "candidate": theirs[key],
+            "difference": theirs[key] - ours[key],
+            "reference_interval": spread[key],
+            "paired_difference_interval": paired[key],
+            "within_noise": spread[key][0] <= theirs[key] <= spread[key][1],
+        }
+        for key in STATISTICS
+    }
+
+
+def load_bench_model(path: str | None) -> DragModel:
+    """The embedded toy model, or a folder written by ``scripts/train_toy_model.py`` (a retrain)."""
+    if path is None:
+        return load_toy_model()
+    missing = [part for part in ("unet", "vae") if not (Path(path) / part).is_dir()]
+    if missing:
+        raise SystemExit(f"--model: '{path}' has no {' or '.join(missing)} folder; give the --out folder of "
+                         "scripts/train_toy_model.py (a diffusers folder with unet/ and vae/).")
+    return load_diffusers_folder(path, name=Path(path).name)
+
+
+def run_bench(methods: list[str] | None, cases: int, json_path: str | None, model_path: str | None = None) -> int:
     torch.manual_seed(0)
-    model = load_toy_model()
+    model = load_bench_model(model_path)
     report = evaluate(model, methods or list(METHODS), cases)
     print_table(report["methods"], ["median_fraction", "median_iou", "median_area_kept", "success_rate",
                                     "bg_psnr_db", "sec_per_edit"])
@@ -205,10 +289,10 @@ def run_bench(methods: list[str] | None, cases: int, json_path: str | None) -> i
     return 0
 
 
-def run_demo(out: str, seed: int) -> int:
+def run_demo(out: str, seed: int, model_path: str | None = None) -> int:
     """Drag the shape of one held-out scene with the demo method; write before/after/overlay PNGs."""
     torch.manual_seed(0)
-    model = load_toy_model()
+    model = load_bench_model(model_path)
     case = make_case(seed)
     start = time.perf_counter()
     edited = METHODS[DEMO_METHOD](model, case)
@@ -221,7 +305,7 @@ def run_demo(out: str, seed: int) -> int:
         picture = to_pil(image)
         picture.resize((picture.width * upscale, picture.height * upscale), 0).save(folder / f"{name}.png")
     scores = score(case, edited)
-    print(f"method: {DEMO_METHOD} on the embedded toy model, scene seed {seed}, {seconds:.1f} s")
+    print(f"method: {DEMO_METHOD} on the model `{model.name}`, scene seed {seed}, {seconds:.1f} s")
     print(f"drag {case.points.handles[0]} -> {case.points.targets[0]} (image pixels)")
     for key, value in scores.items():
         print(f"{key:>12}: {value:.3f}")

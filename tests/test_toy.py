@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+import runpy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from dragkit.core.metrics import psnr
 from dragkit.core.model import TOY_MODEL_PATH, load_toy_model
-from dragkit.toybench import HELD_OUT_SEED, METHODS, make_case, score
+from dragkit.toybench import (HELD_OUT_SEED, METHODS, STATISTICS, bootstrap_intervals, compare_rows, load_bench_model,
+                              make_case, score, summarise)
 
 HAS_TOY = (TOY_MODEL_PATH / "unet").is_dir()
 
@@ -39,6 +44,45 @@ def test_scores_see_a_correct_move_and_a_missing_one():
     assert erased["success"] == 0 and erased["area_kept"] < 0.1
 
 
+def _rows(bg_psnr: list[float], success: list[float]) -> list[dict[str, float]]:
+    return [{"fraction": 1.0, "iou": 0.9, "area_kept": 1.0, "success": hit, "bg_psnr_db": db}
+            for db, hit in zip(bg_psnr, success)]
+
+
+def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_more_cases():
+    spread = [30.0 + 0.1 * k for k in range(21)]  # median 31.0
+    few, many = _rows(spread[::4], [1.0] * 6), _rows(spread * 4, [1.0] * 84)
+    low, high = bootstrap_intervals(few)["bg_psnr_db"]
+    assert low <= summarise(few)["bg_psnr_db"] <= high and high - low > 0.5
+    many_low, many_high = bootstrap_intervals(many)["bg_psnr_db"]
+    assert many_high - many_low < high - low
+    assert bootstrap_intervals(few) == bootstrap_intervals(few)  # seeded
+    assert bootstrap_intervals(few)["success_rate"] == (1.0, 1.0)  # no spread, no interval
+
+
+def test_compare_rows_tells_a_reproduced_model_from_a_worse_one():
+    reference = _rows([30.0 + 0.1 * k for k in range(20)], [1.0] * 18 + [0.0] * 2)
+    same = compare_rows(reference, reference)
+    assert set(same) == set(STATISTICS) and all(entry["within_noise"] for entry in same.values())
+    assert same["bg_psnr_db"]["difference"] == 0 and same["bg_psnr_db"]["paired_difference_interval"] == (0, 0)
+    # A small shift of every case stays inside the case-to-case spread; the paired interval still sees it.
+    nudged = compare_rows(reference, _rows([30.05 + 0.1 * k for k in range(20)], [1.0] * 18 + [0.0] * 2))
+    assert nudged["bg_psnr_db"]["within_noise"]
+    assert nudged["bg_psnr_db"]["paired_difference_interval"][0] == pytest.approx(0.05)
+    # 2 dB worse everywhere and half the successes: outside the noise.
+    worse = compare_rows(reference, _rows([28.0 + 0.1 * k for k in range(20)], [1.0, 0.0] * 10))
+    assert not worse["bg_psnr_db"]["within_noise"] and worse["bg_psnr_db"]["difference"] == pytest.approx(-2.0)
+    assert not worse["success_rate"]["within_noise"]
+    with pytest.raises(ValueError, match="same cases"):
+        bootstrap_intervals(reference, reference[:5])
+
+
+def test_bench_model_folder_must_hold_a_unet_and_a_vae(tmp_path):
+    (tmp_path / "unet").mkdir()
+    with pytest.raises(SystemExit, match="--model: .* has no vae folder; give the --out folder"):
+        load_bench_model(str(tmp_path))
+
+
 @pytest.mark.skipif(not HAS_TOY, reason="assets/toy_model is not trained yet")
 def test_toy_model_reconstructs_and_the_oracle_succeeds():
     model = load_toy_model()
@@ -52,3 +96,19 @@ def test_toy_model_reconstructs_and_the_oracle_succeeds():
     assert score(case, METHODS["oracle"](model, case))["success"] == 1
     baseline = METHODS["baseline"](model, case)
     assert score(case, baseline)["bg_psnr_db"] >= 30
+
+
+@pytest.mark.skipif(not HAS_TOY, reason="assets/toy_model is not trained yet")
+def test_retrain_check_passes_a_model_against_itself(tmp_path, monkeypatch, capsys):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "check_toy_retrain.py"
+    report_path = tmp_path / "check.json"
+    monkeypatch.setattr(sys, "argv", [str(script), str(TOY_MODEL_PATH), "--cases", "4", "--methods", "oracle",
+                                      "--json", str(report_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(script), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert "all statistics within noise" in capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    oracle = report["methods"]["oracle"]
+    assert len(oracle["per_case"]["candidate"]) == 4
+    assert all(entry["difference"] == 0 for entry in oracle["comparison"].values())

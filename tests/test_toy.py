@@ -8,6 +8,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,3 +113,26 @@ def test_retrain_check_passes_a_model_against_itself(tmp_path, monkeypatch, caps
     oracle = report["methods"]["oracle"]
     assert len(oracle["per_case"]["candidate"]) == 4
     assert all(entry["difference"] == 0 for entry in oracle["comparison"].values())
+
+
+@pytest.mark.skipif(not HAS_TOY, reason="the embedded toy model is not present")
+def test_demo_writes_the_three_images_and_moves_the_default_shape(tmp_path, capsys):
+    from PIL import Image
+
+    from dragkit.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    for name in ("before", "after", "overlay"):
+        with Image.open(out / f"{name}.png") as picture:
+            assert picture.size == (256, 256)  # 64x64 scenes shown 4x larger
+    printed = capsys.readouterr().out
+    assert "drag (" in printed and "(x, y in image pixels)" in printed
+    scores = {key.strip(): float(value) for key, value in
+              (line.split(":") for line in printed.splitlines() if line.startswith(" ") and ":" in line)}
+    assert set(scores) == {"fraction", "iou", "area_kept", "success", "bg_psnr_db"}
+    # The default scene is documented as a typical success (fraction 0.80, IoU 0.74).
+    assert scores["fraction"] > 0.5 and scores["iou"] > 0.5
+    before = np.asarray(Image.open(out / "before.png"), dtype=np.float32)
+    after = np.asarray(Image.open(out / "after.png"), dtype=np.float32)
+    assert np.abs(before - after).mean() > 1.0  # the edit changed the picture (0..255 scale)

@@ -1,7 +1,7 @@
 """Check that a retrained toy model matches the committed one on the toy benchmark, within noise.
 
-    python scripts/train_toy_model.py --threads 2 --vae-steps 2200 --unet-steps 2000 --out /tmp/retrained
-    python scripts/check_toy_retrain.py /tmp/retrained --cases 64
+    python scripts/train_toy_model.py --threads 2 --vae-steps 2200 --unet-steps 2000 --out .toy_train/retrained
+    python scripts/check_toy_retrain.py .toy_train/retrained --cases 64
 
 Both models are scored on the same held-out cases with ``baseline`` (inversion + reconstruction)
 and ``oracle`` (the ground-truth edit through the autoencoder). A retrained statistic is "within

@@ -133,6 +133,6 @@ def test_demo_writes_the_three_images_and_moves_the_default_shape(tmp_path, caps
     assert set(scores) == {"fraction", "iou", "area_kept", "success", "bg_psnr_db"}
     # The default scene is documented as a typical success (fraction 0.80, IoU 0.74).
     assert scores["fraction"] > 0.5 and scores["iou"] > 0.5
-    before = np.asarray(Image.open(out / "before.png"), dtype=np.float32)
-    after = np.asarray(Image.open(out / "after.png"), dtype=np.float32)
+    with Image.open(out / "before.png") as before_png, Image.open(out / "after.png") as after_png:
+        before, after = (np.asarray(png, dtype=np.float32) for png in (before_png, after_png))
     assert np.abs(before - after).mean() > 1.0  # the edit changed the picture (0..255 scale)

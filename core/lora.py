@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import re
-import tempfile
+import uuid
 import warnings
 import weakref
 from pathlib import Path
@@ -41,7 +41,7 @@ from diffusers.utils import convert_state_dict_to_kohya
 from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 
 from .errors import DragKitInputError, DragKitModelError
 from .model import DragModel
@@ -200,6 +200,16 @@ def _add_adapter(unet, name: str, config: LoraConfig) -> list[torch.nn.Parameter
     return parameters
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Torch's global generators seeded with ``seed`` inside, and as they were after: so the same seed gives
+    the same LoRA whatever ran before, and nothing else's randomness changes."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 # ---------------------------------------------------------------------------------- training
 def train_lora(
     model: DragModel,
@@ -235,9 +245,10 @@ def train_lora(
 
     unet = model.unet
     trained = model.with_adapter(name)
-    parameters = _add_adapter(unet, name, LoraConfig(
-        r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian",  # DragDiffusion: A ~ N(0, 1/r), B = 0
-        target_modules=list(config.target_modules)))
+    with _seeded(config.seed, model.device):  # peft draws the initial weights from torch's global generator
+        parameters = _add_adapter(unet, name, LoraConfig(
+            r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian",  # DragDiffusion: A ~ N(0, 1/r), B = 0
+            target_modules=list(config.target_modules)))
     frozen = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.betas,
                                   weight_decay=config.weight_decay, eps=config.eps)
@@ -368,15 +379,22 @@ def save_lora(model: DragModel, path: str | Path, metadata: dict | None = None, 
             "dragkit_version": dragkit_version()}
     info = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in info.items()}
     folder = path.parent
+    data = safetensors_bytes(tensors, metadata=info)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".dragkit_lora_", suffix=".tmp", dir=folder)
+        temporary = os.path.join(folder, f".dragkit_lora_{uuid.uuid4().hex}.tmp")
+        # A plain new file, so the saved LoRA gets the permissions any file written here gets (the process
+        # umask). tempfile.mkstemp and safetensors' save_file both make private 0600 files, which another
+        # user or a shared volume then cannot read.
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as error:
         raise DragKitInputError(f"cannot write to '{folder}' ({error.strerror or error}); choose another save "
                                 "name or folder, or fix its permissions.") from None
-    os.close(handle)
     try:
-        save_file(tensors, temporary, metadata=info)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)  # atomic: readers see the old file or the whole new one
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 
 import pytest
 import torch
@@ -77,6 +79,45 @@ def test_save_load_round_trip(trained, tmp_path):
     embeds = model.prompt_embeds(None)
     torch.testing.assert_close(loaded.predict_noise(latent, 300, embeds), lora.predict_noise(latent, 300, embeds))
     assert [p.name for p in tmp_path.iterdir()] == ["mine.safetensors"]  # no temp files left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_file_gets_the_permissions_of_a_plain_write(trained, tmp_path, umask):
+    """Not the private 0600 of a temporary file: another user or a shared volume must read the LoRA."""
+    _, lora, _, _, _ = trained
+    old = os.umask(umask)
+    try:
+        path = save_lora(lora, tmp_path / f"shared_{umask:o}")
+        plain = tmp_path / f"plain_{umask:o}"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+
+
+def test_the_seed_alone_decides_the_lora():
+    """The same seed gives the same weights whatever ran before (peft draws its initial weights from
+    torch's global generator), and training leaves that generator where it was."""
+    latent = smooth_latent()
+    config = dataclasses.replace(CONFIG, steps=2)
+    models = [make_tiny_model(), make_tiny_model()]  # (building a tiny model seeds the global generator)
+    torch.manual_seed(1)
+    first = train_lora(models[0], latent, config=config)
+    torch.manual_seed(2)
+    torch.rand(7)
+    state = torch.random.get_rng_state()
+    second = train_lora(models[1], latent, config=config)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    def lora_weights(model):
+        return {n.replace(model.adapter, "adapter"): p for n, p in model.unet.named_parameters() if model.adapter in n}
+
+    weights = [lora_weights(first), lora_weights(second)]
+    assert weights[0].keys() == weights[1].keys() and len(weights[0]) > 0
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+    other = lora_weights(train_lora(make_tiny_model(), latent, config=dataclasses.replace(config, seed=1)))
+    a_weight = next(n for n in weights[0] if "lora_A" in n)
+    assert not torch.equal(other[a_weight], weights[0][a_weight])
 
 
 def test_refuses_to_overwrite(trained, tmp_path):

@@ -62,8 +62,11 @@ class EditorState:
         size = data.get("image_size")
         return cls(tuple(size) if size else None, tuple(pairs), tuple(strokes))
 
-    def points(self, image_size: tuple[int, int], rescale: bool = False) -> DragPoints:
-        """The pairs as DRAG_POINTS on an image of ``image_size`` (checked; scaled only if asked)."""
+    def points(self, image_size: tuple[int, int], rescale: bool = False) -> DragPoints | None:
+        """The pairs as DRAG_POINTS on an image of ``image_size`` (checked; scaled only if asked), or
+        ``None`` when there are none yet (a mask alone is a valid picker result: move and resize need no pairs)."""
+        if not self.pairs:
+            return None
         return DragPoints.from_pairs(self.image_size or image_size, self.pairs).fit(image_size, rescale)
 
     def mask(self, image_size: tuple[int, int], base: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,25 +27,27 @@ def from_pil(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
-def draw_drag_overlay(image: torch.Tensor, points: DragPoints, mask: torch.Tensor | None = None) -> torch.Tensor:
+def draw_drag_overlay(image: torch.Tensor, points: DragPoints | None, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The image with the editable mask tinted and an arrow from each handle to its target.
 
     Args:
         image: ``(3, H, W)`` in [0, 1], the points' image size.
-        points: the pairs.
+        points: the pairs, or ``None`` for the mask alone.
         mask: optional ``(H, W)`` editable region, shown as a light tint.
 
     Returns:
         ``(3, H, W)`` in [0, 1].
     """
     height, width = image.shape[-2:]
-    points = points.fit((width, height), rescale=True)
     if mask is not None:
         tint = torch.tensor([1.0, 1.0, 1.0]).view(3, 1, 1)
         image = torch.where(mask[None] > 0.5, image * 0.7 + tint * 0.3, image)
     canvas = to_pil(image)
     draw = ImageDraw.Draw(canvas)
     size = max(2.0, min(width, height) / 64)
+    if points is None:
+        return from_pil(canvas)
+    points = points.fit((width, height), rescale=True)
     for index, ((hx, hy), (tx, ty)) in enumerate(zip(points.handles, points.targets)):
         colour = PAIR_COLOURS[index % len(PAIR_COLOURS)]
         draw.line([(hx, hy), (tx, ty)], fill=colour, width=max(1, round(size / 2)))

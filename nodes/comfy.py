@@ -159,20 +159,6 @@ def model_cache_key(model) -> tuple:
     return (id(model.model), getattr(model, "patches_uuid", None), len(getattr(model, "patches", {})))
 
 
-# --------------------------------------------------------------------------------------- server
-def add_route(method: str, path: str, handler) -> bool:
-    """Register an HTTP route on ComfyUI's server; ``False`` when there is no server."""
-    try:
-        from server import PromptServer  # ComfyUI's server module
-    except ImportError:
-        return False
-    instance = getattr(PromptServer, "instance", None)
-    if instance is None:
-        return False
-    getattr(instance.routes, method)(path)(handler)
-    return True
-
-
 # ---------------------------------------------------------------------------------- temp images
 def save_temp_image(image, prefix: str = "dragkit") -> dict | None:
     """Write a PIL image to ComfyUI's temp folder; the ``{filename, subfolder, type}`` the UI loads via /view."""

@@ -11,6 +11,7 @@ import torch
 
 from ..core.errors import DragKitInputError
 from ..core.model import DragModel
+from ..core.points import DragPoints
 from .comfy import intermediate_device, plain_tensor
 
 
@@ -28,6 +29,19 @@ def latent_out(model: DragModel, samples: torch.Tensor, like: dict | None = None
     out = {k: v for k, v in (like or {}).items() if k not in ("samples", "noise_mask")}
     out["samples"] = (samples.detach().float() / model.latent_scale).to(intermediate_device())
     return out
+
+
+def points_in(points, name: str = "points") -> DragPoints:
+    """A DRAG_POINTS input that must hold pairs (the Point Picker outputs none while it has no pairs)."""
+    if points is None:
+        raise DragKitInputError(
+            f"`{name}` has no drag pairs: click a handle, then its target, in the Point Picker. (A picker with only "
+            "a painted mask suits the Regional SDE Sampler's move and resize modes.)"
+        )
+    if not isinstance(points, DragPoints):
+        raise DragKitInputError(f"`{name}` must be DRAG_POINTS (from the Point Picker or DragKit Points), got "
+                                f"{type(points).__name__}.")
+    return points
 
 
 def conditioning_embeds(conditioning) -> torch.Tensor | None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..core.errors import DragKitInputError
 from ..core.attention import ReferenceAttentionConfig
 from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent
 from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from ..core.points import DragPoints
 from . import comfy
-from .convert import conditioning_embeds, latent_out
+from .convert import conditioning_embeds, latent_out, points_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
 
 SUPERVISION_PRESETS = {"DragDiffusion": DRAGDIFFUSION, "GoodDrag IPMS": DRAGDIFFUSION_IPMS}
@@ -41,8 +40,7 @@ def feature_layers(drag_model, feature_layer: int, default: tuple[int, ...]) -> 
 
 
 def checked_points(points, drag_model, inversion, rescale: bool) -> DragPoints:
-    if not isinstance(points, DragPoints):
-        raise DragKitInputError("`points` must be DRAG_POINTS (from the Point Picker or DragKit Points).")
+    points = points_in(points)
     latent, scale = inversion.start, drag_model.vae_scale
     return points.fit((latent.shape[-1] * scale, latent.shape[-2] * scale), rescale=rescale)
 

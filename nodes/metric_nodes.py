@@ -6,8 +6,8 @@ import json
 
 from ..core.errors import DragKitInputError
 from ..core.metrics import DAI_GAMMAS, dai
-from ..core.points import DragPoints
 from . import comfy
+from .convert import points_in
 
 
 class DragKitDAI:
@@ -40,8 +40,7 @@ class DragKitDAI:
         if tuple(original.shape) != tuple(edited.shape):
             raise DragKitInputError(f"`original` {tuple(original.shape)} and `edited` {tuple(edited.shape)} differ in "
                                     "size; resize the edited image to the original's.")
-        if not isinstance(points, DragPoints):
-            raise DragKitInputError("`points` must be DRAG_POINTS.")
+        points = points_in(points)
         try:
             radii = [int(g) for g in gammas.replace(" ", "").split(",") if g]
         except ValueError:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..core.editor_state import EMPTY_STATE, EditorState
 from ..core.errors import DragKitInputError
 from ..core.overlay import draw_drag_overlay, to_pil
-from ..core.points import DragPoints
 from ..core.regions import RegionConfig, feature_region
 from . import comfy
-from .convert import conditioning_embeds, latent_in
+from .convert import conditioning_embeds, latent_in, points_in
 from .drag_nodes import mask_or_none
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
+from .specs import seed_input
 
 
 class DragKitPointPicker:
     DESCRIPTION = (
         "Click handle -> target pairs and paint the editable region on the image, in the node's editor. "
         "Click: handle, next click: its target; drag a point to move it; right-click or Delete removes a pair; "
-        "Brush/Eraser paint the mask. Outputs DRAG_POINTS, the MASK and a preview IMAGE with the arrows."
+        "Brush/Eraser paint the mask. Outputs DRAG_POINTS, the MASK and a preview IMAGE with the arrows. A mask with "
+        "no pairs is a valid result (for the Regional SDE Sampler's move and resize modes); nodes that need pairs "
+        "then say so."
     )
     CATEGORY = "DragKit/points"
     FUNCTION = "pick"
@@ -90,7 +90,7 @@ class DragKitFeatureRegion:
                                           "block, k = up block k-1. -1 = the model's recommendation (SD1.5: 2)."}),
                 "ensemble": ("INT", {"default": defaults.ensemble, "min": 1, "max": 16,
                                      "tooltip": "Noise draws averaged (DIFT: 8). More = steadier, slower."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": "Seed of the noise."}),
+                "seed": seed_input("Seed of the noise added to the latent; the same seed gives the same region."),
             },
             "optional": {"conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP})},
         }
@@ -98,8 +98,7 @@ class DragKitFeatureRegion:
     @comfy.with_grad
     def region(self, drag_model, latent, points, timestep, threshold, dilation, feature_layer, ensemble, seed,
                conditioning=None):
-        if not isinstance(points, DragPoints):
-            raise DragKitInputError("`points` must be DRAG_POINTS (from the Point Picker or DragKit Points).")
+        points = points_in(points)
         layers = (feature_layer,) if feature_layer >= 0 else tuple(drag_model.settings.get("region_layers", (2,)))
         config = RegionConfig(timestep=timestep, feature_layers=layers, threshold=threshold, dilation=dilation,
                               ensemble=ensemble, seed=seed)

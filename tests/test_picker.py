@@ -100,10 +100,25 @@ def test_picker_starts_from_an_input_mask_and_ignores_the_placeholder():
         DragKitPointPicker().pick(image, _state(), mask=torch.ones(1, 64, 64))
 
 
+def test_a_mask_without_pairs_is_a_valid_picker_result():
+    """move and resize need only the object's mask; nodes that need pairs say what to do."""
+    from dragkit.nodes.drag_nodes import checked_points
+
+    image = torch.rand(1, 48, 64, 3)
+    stroke = {"mode": "paint", "radius": 5, "points": [[20, 20], [30, 20]]}
+    points, mask, preview = DragKitPointPicker().pick(image, _state(pairs=None, strokes=[stroke]))["result"]
+    assert points is None
+    assert mask.shape == (1, 48, 64) and mask[0, 20, 25] == 1 and mask.sum() > 50
+    # The preview shows the mask (tinted) and no arrows.
+    inside, outside = preview[0, 20, 25], preview[0, 40, 60]
+    torch.testing.assert_close(inside, image[0, 20, 25] * 0.7 + 0.3, atol=2 / 255, rtol=0)
+    torch.testing.assert_close(outside, image[0, 40, 60], atol=1 / 255, rtol=0)
+    with pytest.raises(DragKitInputError, match="no drag pairs: click a handle"):
+        checked_points(points, None, None, False)
+
+
 def test_picker_errors():
     image = torch.rand(1, 48, 64, 3)
-    with pytest.raises(DragKitInputError, match="No drag pairs"):
-        DragKitPointPicker().pick(image, _state(pairs=None))
     with pytest.raises(DragKitInputError, match="drawn on a 32x32 image but the image is 64x48"):
         DragKitPointPicker().pick(image, _state(size=(32, 32)))
     with pytest.raises(DragKitInputError, match="outside"):

@@ -8,23 +8,37 @@ const { api } = comfy?.api ?? (await import("../../scripts/api.js"));
 
 const NODE_TYPE = "DragKitPointPicker";
 const STATE_WIDGET = "editor_state";
-const REGION_ROUTE = "/dragkit/region";
-const JSON_HEADERS = { "Content-Type": "application/json" };
+// DragKit Example Image reads its pictures from web/examples, which ComfyUI serves beside this file.
+const EXAMPLE_TYPE = "DragKitExampleImage";
+const exampleUrl = (name) => new URL(`./examples/${encodeURIComponent(name)}`, import.meta.url).href;
 
 const viewUrl = ({ filename, subfolder = "", type = "input" }, bust = false) =>
   api.apiURL(`/view?${new URLSearchParams({ filename, subfolder, type, ...(bust ? { rand: String(Math.random()) } : {}) })}`);
 
-/** The picture feeding `image` before anything runs: Load Image's file, through legacy Reroute nodes. */
+/** The link into input `slot`: getInputLink() where the frontend has it (1.58 deprecates reading
+ * `input.link`), else the graph's link table. */
+function inputLink(node, slot) {
+  if (typeof node.getInputLink === "function") return node.getInputLink(slot);
+  const id = node.inputs?.[slot]?.link;
+  const links = node.graph?.links;
+  return id == null ? null : links?.get?.(id) ?? links?.[id] ?? null;
+}
+
+/** The picture feeding `image` before anything runs: Load Image's file or a DragKit example, through
+ * legacy Reroute nodes. */
 function upstreamPicture(node) {
-  let input = node.inputs?.find((i) => i.name === "image");
-  for (let hop = 0; hop < 16 && input?.link != null; hop++) {
-    const links = node.graph?.links;
-    const link = links?.get?.(input.link) ?? links?.[input.link];
-    const source = link ? node.graph.getNodeById(link.origin_id) : null;
+  let [target, slot] = [node, node.inputs?.findIndex((i) => i.name === "image") ?? -1];
+  for (let hop = 0; hop < 16 && slot >= 0; hop++) {
+    const link = inputLink(target, slot);
+    const source = link ? target.graph?.getNodeById(link.origin_id) : null;
     if (!source) return null;
     if (source.type === "Reroute") {
-      input = source.inputs?.[0];
+      [target, slot] = [source, 0];
       continue;
+    }
+    if (source.type === EXAMPLE_TYPE) {
+      const widget = source.widgets?.find((w) => w.name === "example");
+      return typeof widget?.value === "string" && widget.value ? { key: widget.value, url: exampleUrl(widget.value), widget } : null;
     }
     const widget = source.widgets?.find((w) => w.name === "image");
     if (typeof widget?.value === "string" && widget.value) {
@@ -43,9 +57,13 @@ function upstreamPicture(node) {
 // Several pickers may watch one Load Image: its combo's callback is wrapped once and fans out.
 const widgetWatchers = new WeakMap();
 // Let ComfyUI's undo history see an editor change now: its change tracker otherwise looks only on
-// window mouseup/keyup, which the editor keeps to itself while it is being used.
+// window mouseup/keyup, which the editor keeps to itself while it is being used. Current frontends
+// call it captureCanvasState() (1.58 logs a deprecation warning for checkState()); older ones only
+// have checkState().
 function recordUndoStep() {
-  app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+  const tracker = app.extensionManager?.workflow?.activeWorkflow?.changeTracker;
+  if (typeof tracker?.captureCanvasState === "function") tracker.captureCanvasState();
+  else tracker?.checkState?.();
 }
 
 function watchWidget(widget, onChange) {
@@ -62,23 +80,6 @@ function watchWidget(widget, onChange) {
   watchers.add(onChange);
   return () => watchers.delete(onChange);
 }
-
-/** The body of an answer, and whether it says the route does not exist (aiohttp's 404/405, no JSON error). */
-async function readAnswer(response) {
-  let data = null;
-  try {
-    data = JSON.parse(await response.text());
-  } catch {}
-  const missing = (response.status === 404 || response.status === 405) && !(data && "error" in data);
-  return { data, missing };
-}
-
-let regionRoute = null; // one probe per page: Promise<boolean>
-const probeRegionRoute = () =>
-  (regionRoute ??= api
-    .fetchApi(REGION_ROUTE, { method: "POST", headers: JSON_HEADERS, body: "{}" })
-    .then(async (response) => !(await readAnswer(response)).missing)
-    .catch(() => false));
 
 function chain(object, name, after) {
   const before = object[name];
@@ -108,20 +109,7 @@ app.registerExtension({
         node.setDirtyCanvas?.(true, false);
         recordUndoStep();
       },
-      onAutoRegion: async (state) => {
-        const body = JSON.stringify({ node_id: String(node.id), pairs: state.pairs, image_size: state.image_size });
-        const { data, missing } = await readAnswer(await api.fetchApi(REGION_ROUTE, { method: "POST", headers: JSON_HEADERS, body }));
-        if (missing) {
-          editor.setAutoRegionAvailable(false);
-          throw new Error("this ComfyUI has no DragKit region route");
-        }
-        if (data?.error) throw new Error(data.error);
-        if (!data?.mask_png_base64) throw new Error("the server's answer has no mask_png_base64");
-        return `data:image/png;base64,${data.mask_png_base64}`;
-      },
     });
-    editor.setAutoRegionAvailable(false);
-    probeRegionRoute().then((available) => editor.setAutoRegionAvailable(available));
     editor.load(stateWidget.value);
     const domWidget = node.addDOMWidget("dragkit_editor", "dragkit_point_picker", host, {
       serialize: false, // not in the API prompt ...

@@ -9,7 +9,6 @@ import {
   emptyState,
   hitTest,
   makeView,
-  maskToStrokes,
   nearestPoint,
   parseState,
   rescaleState,
@@ -220,31 +219,4 @@ test("a new image size scales points, strokes, the pending handle and the undo h
   // The first size seen is adopted, not a rescale.
   assert.deepEqual(new PickerModel().setImageSize([5, 5]), { changed: true, rescaled: false, from: null });
   assert.deepEqual(rescaleState(emptyState(null), [5, 5]).image_size, [5, 5]);
-});
-
-test("a binary mask becomes paint strokes that cover exactly its pixels", () => {
-  const width = 7;
-  const height = 4;
-  const rows = ["..##...", "#######", "......#", ".#.##.."];
-  const bits = Uint8Array.from(rows.join(""), (c) => (c === "#" ? 1 : 0));
-  const strokes = maskToStrokes(bits, width, height);
-  assert.equal(strokes.length, 5);
-  // Rasterise as core/masks.py does: a pixel is inside if its centre is within `radius` of the polyline.
-  const distance = (px, py, [x0, y0], [x1, y1]) => {
-    const dx = x1 - x0;
-    const dy = y1 - y0;
-    const l2 = dx * dx + dy * dy;
-    const u = l2 ? Math.min(Math.max(((px - x0) * dx + (py - y0) * dy) / l2, 0), 1) : 0;
-    return Math.hypot(px - (x0 + u * dx), py - (y0 + u * dy));
-  };
-  const painted = new Uint8Array(width * height);
-  for (const { radius, points } of strokes) {
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        const ends = points.length === 1 ? [points[0], points[0]] : points;
-        if (distance(x + 0.5, y + 0.5, ends[0], ends[1]) <= radius) painted[y * width + x] = 1;
-      }
-    }
-  }
-  assert.deepEqual(Array.from(painted), Array.from(bits));
 });

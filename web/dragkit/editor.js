@@ -1,11 +1,10 @@
 // DragKit Point Picker: a <canvas> editor over a PickerModel. It knows nothing of ComfyUI: the host
-// passes callbacks (onChange with the state string, optional onAutoRegion) and images (setImage).
+// passes a callback (onChange with the state string) and images (setImage).
 import {
   PickerModel,
   clampToImage,
   hitTest,
   makeView,
-  maskToStrokes,
   parseState,
   toCanvas,
   toImage,
@@ -71,9 +70,6 @@ export class PickerEditor {
    * @param {HTMLElement} container  the editor mounts a root element in it
    * @param {object} options
    * @param {(text: string) => void} [options.onChange]  the new state string after every change
-   * @param {(state: object) => Promise<string|HTMLImageElement|HTMLCanvasElement|null>} [options.onAutoRegion]
-   *   computes a region mask for the pairs (a URL/data URL or an image; white = editable). Without it
-   *   the Auto region button is hidden.
    * @param {boolean} [options.undoShortcut=true]  Ctrl+Z undoes in the editor. A host with its own
    *   undo (ComfyUI's covers the editor's changes, since they live in a widget) passes false and
    *   the key is left to it.
@@ -85,7 +81,6 @@ export class PickerEditor {
     this.brushRadius = 16; // image pixels
     this.image = null; // an HTMLImageElement / canvas, once loaded
     this.imageGeneration = 0;
-    this.regionGeneration = 0;
     this.blocked = null; // {raw, error} while the saved state cannot be parsed
     this.gesture = null;
     this.hover = null; // last pointer position over the canvas (client coordinates)
@@ -180,9 +175,7 @@ export class PickerEditor {
     this.undoButton = this.button(doc, "Undo", "Undo the last change (Ctrl+Z)", () => this.undo());
     this.button(doc, "Clear points", "Remove every pair", () => this.clearPoints());
     this.button(doc, "Clear mask", "Remove the painted region", () => this.clearMask());
-    this.autoButton = this.button(doc, "Auto region", "Replace the mask with the region each handle belongs to", () => this.autoRegion());
     this.resetButton = this.button(doc, "Discard saved state", "Throw away the unreadable saved state and start empty", () => this.discardBlocked());
-    this.setAutoRegionAvailable(Boolean(this.options.onAutoRegion));
     this.setBrushRadius(this.brushRadius);
   }
 
@@ -201,16 +194,9 @@ export class PickerEditor {
     this.requestRedraw();
   }
 
-  /** Show or hide the Auto region button (hidden when there is no callback or no server route). */
-  setAutoRegionAvailable(available) {
-    this.autoAvailable = Boolean(available && this.options.onAutoRegion);
-    this.refreshUi();
-  }
-
   refreshUi() {
     for (const [name, b] of Object.entries(this.modeButtons)) b.classList.toggle("dragkit-active", name === this.mode);
     this.undoButton.disabled = Boolean(this.blocked) || !this.model.canUndo();
-    this.autoButton.classList.toggle("dragkit-hidden", !this.autoAvailable);
     this.resetButton.classList.toggle("dragkit-hidden", !this.blocked);
     if (this.blocked) {
       this.setStatus(`Cannot read the saved points: ${this.blocked.error}. The text is kept unchanged in editor_state; fix it there, or discard it.`, true);
@@ -339,47 +325,6 @@ export class PickerEditor {
     this.refreshUi();
     this.requestRedraw();
     return true;
-  }
-
-  async autoRegion() {
-    if (!this.autoAvailable || this.blocked) return;
-    if (!this.model.state.pairs.length) {
-      this.notify("Auto region needs at least one handle → target pair.", true);
-      return;
-    }
-    const generation = ++this.regionGeneration;
-    const model = this.model;
-    const size = [...this.model.state.image_size];
-    this.autoButton.disabled = true;
-    this.notify("Finding the region...");
-    const current = () => generation === this.regionGeneration && model === this.model && !this.destroyed;
-    try {
-      const result = await this.options.onAutoRegion(JSON.parse(this.model.serialise()));
-      if (!current() || !result) return;
-      const bits = await this.maskBits(result, size);
-      if (!current()) return;
-      const strokes = maskToStrokes(bits, size[0], size[1]);
-      this.change(() => this.model.setStrokes(strokes), strokes.length ? "Auto region: the mask was replaced (Undo restores it)." : "Auto region found no region.");
-    } catch (error) {
-      if (current()) this.notify(`Auto region failed: ${error.message}`, true);
-    } finally {
-      if (current()) this.autoButton.disabled = false;
-    }
-  }
-
-  /** A mask image (white = inside) read into one byte per image pixel. */
-  async maskBits(source, [w, h]) {
-    const image = typeof source === "string" ? await loadImage(source) : source;
-    const canvas = this.root.ownerDocument.createElement("canvas");
-    canvas.width = w;
-    canvas.height = h;
-    const ctx = canvas.getContext("2d", { willReadFrequently: true });
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(image, 0, 0, w, h);
-    const data = ctx.getImageData(0, 0, w, h).data;
-    const bits = new Uint8Array(w * h);
-    for (let i = 0; i < bits.length; i++) bits[i] = data[4 * i] * data[4 * i + 3] > 127 * 255 ? 1 : 0;
-    return bits;
   }
 
   // ------------------------------------------------------------------------------- geometry
@@ -751,7 +696,6 @@ export class PickerEditor {
     this.listeners = [];
     this.resizeObserver?.disconnect();
     this.imageGeneration++;
-    this.regionGeneration++;
     this.root.remove();
   }
 }

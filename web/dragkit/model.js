@@ -203,30 +203,6 @@ export function rescaleState(state, newSize) {
   };
 }
 
-/**
- * A binary mask (`bits[y * width + x]` truthy = inside) as paint strokes, one per horizontal run of
- * inside pixels: a segment through the run's pixel centres with radius 0.5 covers exactly that run
- * (the neighbouring rows' centres are 1 pixel away).
- */
-export function maskToStrokes(bits, width, height) {
-  const strokes = [];
-  for (let y = 0; y < height; y++) {
-    let x = 0;
-    while (x < width) {
-      if (!bits[y * width + x]) {
-        x++;
-        continue;
-      }
-      const start = x;
-      while (x < width && bits[y * width + x]) x++;
-      const cy = y + 0.5;
-      const points = x - 1 === start ? [[start + 0.5, cy]] : [[start + 0.5, cy], [x - 0.5, cy]];
-      strokes.push({ mode: "paint", radius: 0.5, points });
-    }
-  }
-  return strokes;
-}
-
 // ------------------------------------------------------------------------------------------ model
 
 /**
@@ -372,12 +348,6 @@ export class PickerModel {
 
   clearMask() {
     this.apply((s) => (s.mask.strokes = []));
-    this.maskRevision++;
-  }
-
-  /** Replace every stroke (Auto region), as one undo step. */
-  setStrokes(strokes) {
-    this.apply((s) => (s.mask.strokes = strokes.map((k) => ({ mode: k.mode, radius: round2(k.radius), points: k.points.map(roundPoint) }))));
     this.maskRevision++;
   }
 

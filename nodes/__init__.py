@@ -2,6 +2,7 @@
 
 from .drag_nodes import DragKitAlDDSampler, DragKitDragOptimizer, DragKitPoints
 from .guidance_nodes import DragKitRegionalSDESampler
+from .image_nodes import DragKitExampleImage, DragKitVAEDecode, DragKitVAEEncode
 from .inversion_nodes import DragKitDDIMInverter, DragKitSampler
 from .lora_nodes import DragKitLoraLoader, DragKitLoraTrainer
 from .metric_nodes import DragKitDAI
@@ -11,6 +12,9 @@ from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
 _NODES = {
     DragKitModelLoader: "DragKit Model Loader",
     DragKitModelFromComfy: "DragKit Model From Comfy",
+    DragKitVAEEncode: "DragKit VAE Encode",
+    DragKitVAEDecode: "DragKit VAE Decode",
+    DragKitExampleImage: "DragKit Example Image",
     DragKitLoraTrainer: "DragKit LoRA Trainer",
     DragKitLoraLoader: "DragKit LoRA Loader",
     DragKitDDIMInverter: "DragKit DDIM Inverter",

@@ -16,14 +16,32 @@ from ..core.masks import as_mask, is_empty, rasterize_strokes
 from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config, initial_latent, regional_sde_sample
 from ..core.points import DragPoints
 from . import comfy
-from .convert import conditioning_embeds, latent_out
+from .convert import conditioning_embeds, latent_out, points_in
 from .drag_nodes import mask_or_none
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
+from .specs import seed_input
 
 logger = logging.getLogger(__name__)
 
 METHODS = {"DiffEditor": diffeditor_config, "DragonDiffusion": dragondiffusion_config}
 comfy.register_model_folder("ipadapter")  # models/ipadapter, as IP-Adapter packs name it
+
+
+MODEL_LAYERS = "-1"  # the feature_layers value that means "what the model recommends"
+
+
+def guidance_layers(drag_model, text: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The widget's comma-separated layers, or the model's ``guidance_layers`` (else ``default``) for -1."""
+    if text.strip() == MODEL_LAYERS:
+        return tuple(drag_model.settings.get("guidance_layers", default))
+    try:
+        layers = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        layers = ()
+    if not layers or min(layers) < 0:
+        raise DragKitInputError(f"`feature_layers` must be comma-separated decoder indices like 2,3 (or -1 for the "
+                                f"model's recommendation), got {text!r}.")
+    return layers
 
 
 def path_mask(points: DragPoints) -> torch.Tensor:
@@ -75,9 +93,10 @@ class DragKitRegionalSDESampler:
                               "Weight of keeping everything outside the edit region (6)."}),
                 "w_inpaint": ("FLOAT", {"default": g.w_inpaint, "min": 0.0, "max": 100, "step": 0.05, "tooltip":
                               "Weight of clearing the place the content leaves (drag 0.2, move 0.8)."}),
-                "feature_layers": ("STRING", {"default": "2,3", "tooltip": "Decoder features for the energies, comma "
-                                   "separated (0 = mid block, k = up block k-1). DragonDiffusion: 2,3."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": "Seed of the regional SDE noise."}),
+                "feature_layers": ("STRING", {"default": MODEL_LAYERS, "tooltip": "Decoder features for the energies, "
+                                   "comma separated (0 = mid block, k = up block k-1). -1 = the model's recommendation "
+                                   "(SD1.5: 2,3 as DragonDiffusion; the toy model: 1,2)."}),
+                "seed": seed_input("Seed of the regional SDE noise (DiffEditor). The same seed gives the same edit."),
             },
             "optional": {
                 "points": ("DRAG_POINTS", {"tooltip": "drag mode: handle -> target pairs."}),
@@ -101,10 +120,7 @@ class DragKitRegionalSDESampler:
                conditioning=None, image_prompt=None, ipadapter="none",
                image_prompt_scale=DIFFEDITOR_IMAGE_PROMPT_SCALE):
         config = METHODS[method](mode)
-        try:
-            layers = tuple(int(v) for v in feature_layers.replace(" ", "").split(",") if v)
-        except ValueError:
-            raise DragKitInputError(f"`feature_layers` must be comma-separated integers like 2,3, got {feature_layers!r}.")
+        layers = guidance_layers(drag_model, feature_layers, config.guidance.feature_layers)
         config = dataclasses.replace(
             config, sde_eta=sde_eta if method == "DiffEditor" else 0.0, memory_bank=memory_bank, seed=seed,
             time_travel_steps=config.time_travel_steps if time_travel else (),
@@ -116,9 +132,7 @@ class DragKitRegionalSDESampler:
         image_size = (latent_size[1] * drag_model.vae_scale, latent_size[0] * drag_model.vae_scale)
         region = mask_or_none(mask)
         if mode == "drag":
-            if not isinstance(points, DragPoints):
-                raise DragKitInputError("drag mode needs `points` (connect the Point Picker or DragKit Points).")
-            points = points.fit(image_size)
+            points = points_in(points).fit(image_size)
             editable = path_mask(points) if is_empty(region) else as_mask(region, image_size)
             handles = torch.tensor(points.handles)
             geometry = drag_geometry(handles, torch.tensor(points.targets), editable, latent_size, image_size, config.guidance)

@@ -10,6 +10,7 @@ from ..core.lora import DRAGDIFFUSION_LORA, LORA_PRESETS, load_lora, preset_conf
 from . import comfy
 from .convert import conditioning_embeds, latent_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
+from .specs import seed_input
 
 class DragKitLoraTrainer:
     DESCRIPTION = (
@@ -38,8 +39,7 @@ class DragKitLoraTrainer:
                                             "tooltip": "AdamW learning rate (5e-4)."}),
                 "batch_size": ("INT", {"default": d.batch_size, "min": 1, "max": 64, "tooltip": "Noisy copies of the "
                                "image per step (4)."}),
-                "seed": ("INT", {"default": d.seed, "min": 0, "max": 2**31 - 1, "tooltip": "Seed of the noise and "
-                         "timesteps; the same seed gives the same LoRA."}),
+                "seed": seed_input("Seed of the noise and timesteps; the same seed gives the same LoRA.", d.seed),
                 "save_name": ("STRING", {"default": "", "tooltip": "Empty = keep in memory only. Otherwise the file "
                               "name to write in models/loras (.safetensors added)."}),
                 "overwrite": ("BOOLEAN", {"default": False, "tooltip": "Replace an existing file of that name. Off = "

@@ -174,9 +174,22 @@ def test_regional_sde_node(setup):
     assert out["samples"].shape == inversion.source.shape and torch.isfinite(out["samples"]).all()
     (moved,) = node.sample(model, inversion, "DragonDiffusion", "move", mask=mask[None], **dict(common, dx=16.0))
     assert not torch.allclose(moved["samples"], out["samples"])
-    with pytest.raises(DragKitInputError, match="needs `points`"):
+    with pytest.raises(DragKitInputError, match="no drag pairs"):
         node.sample(model, inversion, "DiffEditor", "drag", **common)
     with pytest.raises(DragKitInputError, match="needs a `mask`"):
         node.sample(model, inversion, "DiffEditor", "move", **common)
     with pytest.raises(DragKitInputError, match="comma-separated"):
         node.sample(model, inversion, "DiffEditor", "drag", points=points, **dict(common, feature_layers="a"))
+
+
+def test_guidance_layers_follow_the_model_unless_given(setup):
+    from dragkit.nodes.guidance_nodes import MODEL_LAYERS, guidance_layers
+
+    model = setup[0]
+    assert guidance_layers(model, MODEL_LAYERS, (2, 3)) == (2, 3)  # no recommendation: the method's default
+    model.settings["guidance_layers"] = [1, 2]
+    assert guidance_layers(model, " -1 ", (2, 3)) == (1, 2)
+    assert guidance_layers(model, "3, 1", (2, 3)) == (3, 1)
+    for bad in ("", "a", "1,-2"):
+        with pytest.raises(DragKitInputError, match="feature_layers"):
+            guidance_layers(model, bad, (2, 3))

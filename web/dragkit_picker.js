@@ -81,6 +81,19 @@ function watchWidget(widget, onChange) {
   return () => watchers.delete(onChange);
 }
 
+// The Vue node renderer mounts a DOM widget's element once per (node id, widget name) and keeps it when
+// the node is replaced by a new one with the same id, as ComfyUI's undo does: the new editor would
+// never show. So a removed picker leaves its host behind here, and the picker that takes its id moves
+// into that spot. (The canvas renderer mounts each widget anew and never needs it.)
+const vacated = new WeakMap(); // graph -> Map(node id -> host element still in the page)
+
+function takeOverVacatedSpot(node, host) {
+  const spots = node.graph && vacated.get(node.graph);
+  const old = spots?.get(node.id);
+  spots?.delete(node.id);
+  if (!host.isConnected && old?.isConnected) old.replaceWith(host);
+}
+
 function chain(object, name, after) {
   const before = object[name];
   object[name] = function (...args) {
@@ -135,7 +148,10 @@ app.registerExtension({
     chain(stateWidget, "callback", (text) => text !== editor.value() && editor.load(text));
     chain(node, "onConfigure", () => {
       editor.load(stateWidget.value); // widget values are restored by now; other nodes maybe not
-      setTimeout(refresh, 0);
+      setTimeout(() => {
+        takeOverVacatedSpot(node, host);
+        refresh();
+      }, 0);
     });
     chain(node, "onConnectionsChange", () => setTimeout(refresh, 0));
     chain(node, "onExecuted", (output) => {
@@ -145,6 +161,12 @@ app.registerExtension({
     chain(node, "onRemoved", () => {
       unwatch?.();
       editor.destroy();
+      if (node.graph && host.isConnected) {
+        if (!vacated.has(node.graph)) vacated.set(node.graph, new Map());
+        const spots = vacated.get(node.graph);
+        for (const [id, old] of spots) if (!old.isConnected) spots.delete(id); // gone from the page anyway
+        spots.set(node.id, host);
+      }
     });
     setTimeout(refresh, 0);
   },

@@ -150,7 +150,7 @@ def build(graph: list[dict], links: list[tuple]) -> dict:
         node["inputs"] = [x for x in node["inputs"] if x["link"] is not None or x["name"] not in optional]
     return {
         "last_node_id": max(nodes), "last_link_id": len(links), "nodes": list(nodes.values()), "links": serialised,
-        "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4,
+        "groups": [], "config": {}, "extra": {"ds": {"scale": 0.75, "offset": [70, 50]}}, "version": 0.4,
     }
 
 

@@ -8,9 +8,14 @@ dependencies live in another environment, ``COMFYUI_PYTHON`` to that interpreter
 
 The module-scoped fixture ``comfy_server`` makes a temporary base directory whose
 ``custom_nodes/dragkit`` is a symlink to this repository, starts ``main.py --cpu`` on a free
-loopback port (log in the temp dir), waits until ``/object_info`` answers and stops the
-server afterwards. ``run_prompt`` submits an API-format prompt and polls ``/history``.
-Only the standard library and pytest are used here.
+loopback port (log in the temp dir) with the frontend of ``comfyui-frontend-package`` installed
+beside ComfyUI (or ``COMFYUI_FRONTEND_ROOT``, a frontend's static folder) given as
+``--front-end-root``, waits until ``/object_info`` answers and stops the server afterwards. The
+base directory has an empty stand-in for the SD1.5 checkpoint the SD1.5 workflows name, so they
+pass validation (they are never run to the end). ``run_prompt`` submits an API-format prompt and
+polls ``/history``. ``test_frontend_suite`` runs tests/web/comfyui.test.mjs in a real browser
+against that server, once per node renderer (needs node, playwright-core and Debian's chromium:
+``bash tests/web/run.sh`` installs them). Only the standard library and pytest are used here.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +43,9 @@ START_TIMEOUT = float(os.environ.get("COMFYUI_START_TIMEOUT", "180"))
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "")
 COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON") or sys.executable
+SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # what the SD1.5 workflows name
+RENDERERS = ("classic", "vue")  # the canvas renderer and the Vue one ("Nodes 2.0")
+FRONTEND_SUITE_TIMEOUT = 3600
 
 
 def _skip_reason() -> str | None:
@@ -104,6 +113,17 @@ def expected_web_files() -> list[str]:
     return sorted(
         f"/extensions/{PACK_DIR_NAME}/{p.relative_to(web).as_posix()}" for p in web.rglob("*.js")
     )
+
+
+def frontend_root() -> str | None:
+    """The frontend to serve: ``COMFYUI_FRONTEND_ROOT``, else the ``comfyui-frontend-package`` installed
+    for ComfyUI's python (the one users get from PyPI), else ``None`` (ComfyUI's own choice)."""
+    if os.environ.get("COMFYUI_FRONTEND_ROOT"):
+        return os.environ["COMFYUI_FRONTEND_ROOT"]
+    probe = subprocess.run([COMFYUI_PYTHON, "-c", "import comfyui_frontend_package as f, os; "
+                            "print(os.path.join(os.path.dirname(f.__file__), 'static'))"],
+                           capture_output=True, text=True, timeout=60)
+    return probe.stdout.strip() or None if probe.returncode == 0 else None
 
 
 def _free_port() -> int:
@@ -180,6 +200,8 @@ def comfy_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
+    (base / "models" / "checkpoints").mkdir(parents=True)
+    (base / "models" / "checkpoints" / SD15_CHECKPOINT).touch()  # validates by name; fails if ever loaded
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = base / "comfyui.log"
@@ -188,7 +210,10 @@ def comfy_server(tmp_path_factory):
         "--disable-auto-launch", "--base-directory", str(base),
         "--database-url", "sqlite:///:memory:",
     ]  # fmt: skip
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    frontend = frontend_root()
+    if frontend:
+        cmd += ["--front-end-root", frontend]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_WAIT_POLICY="PASSIVE")
     env.pop("PYTHONPATH", None)  # the server must import the pack the way ComfyUI does
     log = open(log_path, "wb")
     proc = subprocess.Popen(
@@ -345,3 +370,31 @@ def test_saved_lora_loads_in_comfyui_lora_loader(tmp_path):
     # 16 transformer blocks x (self + cross attention) x (q, k, v, out)
     assert len(result["patched"]) == 16 * 2 * 4, result["patched"][:5]
     assert result["unused"] == []
+
+
+def _frontend_suite_skip_reason() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (REPO_ROOT / "node_modules" / "playwright-core").is_dir():
+        return "playwright-core is not installed (bash tests/web/run.sh runs npm ci)"
+    if not Path("/usr/bin/chromium").exists():
+        return "Debian's chromium is not installed (bash tests/web/run.sh installs it)"
+    return None
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_frontend_suite(comfy_server, renderer):
+    """tests/web/comfyui.test.mjs against this server in one renderer: the widget, every workflow's values
+    and validation, the embedded-model workflows run from the Run button, caching through the UI."""
+    reason = _frontend_suite_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    base_url, _ = comfy_server
+    env = dict(os.environ, COMFYUI_URL=base_url, DRAGKIT_RENDERERS=renderer, DRAGKIT_PYTHON=sys.executable)
+    started = time.monotonic()
+    result = subprocess.run(["node", "--test", "--test-reporter=spec", "tests/web/comfyui.test.mjs"], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=FRONTEND_SUITE_TIMEOUT)
+    print(result.stdout[-20000:])
+    print(f"{renderer}: {time.monotonic() - started:.0f} s")
+    assert result.returncode == 0, result.stdout[-12000:] + result.stderr[-4000:]
+    assert "skipped 0" in result.stdout, "the browser suite skipped"

@@ -19,9 +19,11 @@ import json
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from dragkit import NODE_CLASS_MAPPINGS
 from dragkit.core.editor_state import EditorState
-from dragkit.core.overlay import to_pil
+from dragkit.core.overlay import draw_drag_overlay, to_pil
 from dragkit.nodes.image_nodes import EXAMPLES_DIR
 from dragkit.nodes.model_nodes import TOY_CHOICE
 from dragkit.toybench import COLOUR_TOLERANCE, make_case
@@ -150,7 +152,7 @@ def build(graph: list[dict], links: list[tuple]) -> dict:
         node["inputs"] = [x for x in node["inputs"] if x["link"] is not None or x["name"] not in optional]
     return {
         "last_node_id": max(nodes), "last_link_id": len(links), "nodes": list(nodes.values()), "links": serialised,
-        "groups": [], "config": {}, "extra": {"ds": {"scale": 0.75, "offset": [70, 50]}}, "version": 0.4,
+        "groups": [], "config": {}, "extra": {"ds": {"scale": 0.7, "offset": [80, 110]}}, "version": 0.4,
     }
 
 
@@ -259,6 +261,7 @@ def auto_region() -> tuple[list, list]:
 EXAMPLE_SEED = 1_000_005  # a held-out scene (never seen in training) that every toy workflow moves
 EXAMPLE = "toy_square.png"
 TOY_MODEL, TOY_IMAGE, TOY_LATENT, TOY_PICKER, TOY_LORA = 1, 2, 3, 4, 5
+THUMBNAIL_SIDE = 256
 
 
 def example_scene(seed: int = EXAMPLE_SEED) -> tuple:
@@ -385,9 +388,15 @@ def main(argv: list[str] | None = None) -> int:
         (out / name).write_text(json.dumps(build(*make()), indent=2) + "\n")
         print("wrote", out / name)
     image, state = example_scene()
+    # The template browser's thumbnail (<name>.jpg beside the workflow): the example and its drag.
+    parsed = EditorState.from_json(state)
+    size = parsed.image_size
+    thumbnail = to_pil(draw_drag_overlay(image, parsed.points(size), parsed.mask(size)))
+    thumbnail = thumbnail.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.NEAREST)
     for name, make in TOY_WORKFLOWS.items():
         (out / name).write_text(json.dumps(build(*make(state)), indent=2) + "\n")
-        print("wrote", out / name)
+        thumbnail.save(out / name.replace(".json", ".jpg"), quality=90)
+        print("wrote", out / name, "and its thumbnail")
     EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
     to_pil(image).save(EXAMPLES_DIR / EXAMPLE)
     print("wrote", EXAMPLES_DIR / EXAMPLE)

@@ -509,16 +509,18 @@ for (const renderer of RENDERERS) {
       await page.mouse.click(...at(target));
       near((await pickerState(page)).pairs[0].target, target, "clicked target", 0.6);
 
-      const run = async () => {
+      const run = async (what) => {
+        const started = Date.now();
         const promptId = await clickRun(page);
         const entry = await finished(promptId);
         assert.equal(entry.status.status_str, "success", JSON.stringify(entry.status).slice(0, 3000));
+        note(`${renderer} built graph, ${what}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
         const [image] = entry.outputs[String(ids["Save Image"])].images;
         return { ...(await execution(socket, promptId)), image: await pixels(page, viewUrl(image)) };
       };
       const all = Object.values(ids).map(String).sort();
       await freeCache(); // earlier tests ran the loaders with these very inputs
-      const first = await run();
+      const first = await run("first run");
       assert.deepEqual([...first.ran].sort(), all, "the first run runs everything");
 
       // Move the target with a real mouse drag (the editor's layout may have changed with the run's status line).
@@ -533,7 +535,7 @@ for (const renderer of RENDERERS) {
       assert.equal(state.pairs.length, 1, JSON.stringify(state));
       near(state.pairs[0].target, moved, "dragged target", 0.6);
 
-      const second = await run();
+      const second = await run("after moving the target");
       const rerun = ["DragKit Point Picker", "DragKit Drag Optimizer", "DragKit Sampler", "DragKit VAE Decode", "Save Image"].map((k) => String(ids[k])).sort();
       assert.deepEqual([...second.ran].sort(), rerun, "only the picker, the drag, the sampling and what shows them ran again");
       for (const title of ["DragKit Model Loader", "DragKit Example Image", "DragKit VAE Encode", "DragKit LoRA Trainer", "DragKit DDIM Inverter"]) {
@@ -542,7 +544,7 @@ for (const renderer of RENDERERS) {
 
       // A fresh run with the moved point (ComfyUI's caches emptied first) gives the same picture.
       await freeCache();
-      const fresh = await run();
+      const fresh = await run("fresh run");
       assert.deepEqual([...fresh.ran].sort(), all, "the fresh run runs everything");
       assert.equal(fresh.image.data.length, second.image.data.length);
       const differing = fresh.image.data.filter((v, i) => v !== second.image.data[i]).length;

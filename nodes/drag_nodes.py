@@ -64,6 +64,7 @@ class DragKitPoints:
     RETURN_TYPES = ("DRAG_POINTS",)
     RETURN_NAMES = ("points",)
 
+    OUTPUT_TOOLTIPS = ("The pairs, with the size of the image they were drawn on.",)
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"points_json": ("STRING", {
@@ -87,6 +88,10 @@ class DragKitDragOptimizer:
     RETURN_TYPES = ("DRAG_INVERSION", "DRAG_POINTS")
     RETURN_NAMES = ("inversion", "final_points")
 
+    OUTPUT_TOOLTIPS = (
+        "The inversion with its start latent edited: feed it to DragKit Sampler.",
+        "Where each handle ended, by point tracking (the targets are unchanged).",
+    )
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -140,6 +145,10 @@ class DragKitAlDDSampler:
     RETURN_TYPES = ("LATENT", "DRAG_POINTS")
     RETURN_NAMES = ("latent", "final_points")
 
+    OUTPUT_TOOLTIPS = (
+        "The edited image latent (ComfyUI's convention): decode it with the model's VAE.",
+        "Where each handle ended, by point tracking (the targets are unchanged).",
+    )
     @classmethod
     def INPUT_TYPES(cls):
         defaults = AlDDConfig()

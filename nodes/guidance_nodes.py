@@ -63,6 +63,7 @@ class DragKitRegionalSDESampler:
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
 
+    OUTPUT_TOOLTIPS = ("The edited image latent (ComfyUI's convention): decode it with the model's VAE.",)
     @classmethod
     def INPUT_TYPES(cls):
         defaults = diffeditor_config()

@@ -58,6 +58,7 @@ class DragKitVAEEncode:
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The image latent, unscaled as ComfyUI's VAE Encode gives it.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -83,6 +84,7 @@ class DragKitVAEDecode:
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The decoded image, values in [0, 1].",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -106,6 +108,7 @@ class DragKitExampleImage:
     FUNCTION = "load"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The example picture, 64x64.",)
 
     @classmethod
     def INPUT_TYPES(cls):

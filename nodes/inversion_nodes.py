@@ -26,6 +26,9 @@ class DragKitDDIMInverter:
     RETURN_TYPES = ("DRAG_INVERSION",)
     RETURN_NAMES = ("inversion",)
 
+    OUTPUT_TOOLTIPS = (
+        "The DDIM trajectory from the image to step t (every intermediate latent), for a drag node or the sampler.",
+    )
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -61,6 +64,9 @@ class DragKitSampler:
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
 
+    OUTPUT_TOOLTIPS = (
+        "The denoised latent of the edited branch (ComfyUI's convention): decode it with the model's VAE.",
+    )
     @classmethod
     def INPUT_TYPES(cls):
         return {

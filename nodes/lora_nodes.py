@@ -22,6 +22,7 @@ class DragKitLoraTrainer:
     FUNCTION = "train"
     RETURN_TYPES = ("DRAG_MODEL",)
     RETURN_NAMES = ("drag_model",)
+    OUTPUT_TOOLTIPS = ("The same model with the trained LoRA active (the input model is unchanged).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -75,6 +76,7 @@ class DragKitLoraLoader:
     FUNCTION = "load"
     RETURN_TYPES = ("DRAG_MODEL",)
     RETURN_NAMES = ("drag_model",)
+    OUTPUT_TOOLTIPS = ("The same model with the loaded LoRA active (the input model is unchanged).",)
 
     @classmethod
     def INPUT_TYPES(cls):

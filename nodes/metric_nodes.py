@@ -21,6 +21,10 @@ class DragKitDAI:
     OUTPUT_NODE = True
     RETURN_TYPES = ("STRING", "FLOAT")
     RETURN_NAMES = ("report", "dai_first_gamma")
+    OUTPUT_TOOLTIPS = (
+        "DAI per patch radius, as JSON text.",
+        "DAI at the first radius in gammas (lower = the drag landed).",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):

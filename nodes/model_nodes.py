@@ -19,6 +19,7 @@ class DragKitModelLoader:
     FUNCTION = "load"
     RETURN_TYPES = ("DRAG_MODEL",)
     RETURN_NAMES = ("drag_model",)
+    OUTPUT_TOOLTIPS = ("The UNet (and, for checkpoints and the toy model, its VAE) ready for DragKit's nodes.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -59,6 +60,7 @@ class DragKitModelFromComfy:
     FUNCTION = "convert"
     RETURN_TYPES = ("DRAG_MODEL",)
     RETURN_NAMES = ("drag_model",)
+    OUTPUT_TOOLTIPS = ("The MODEL's UNet as a DRAG_MODEL (no VAE: use ComfyUI's VAE nodes).",)
 
     _cache: dict = {}
 

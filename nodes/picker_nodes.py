@@ -25,6 +25,11 @@ class DragKitPointPicker:
     FUNCTION = "pick"
     RETURN_TYPES = ("DRAG_POINTS", "MASK", "IMAGE")
     RETURN_NAMES = ("points", "mask", "preview")
+    OUTPUT_TOOLTIPS = (
+        "The handle -> target pairs in image pixels (empty while there are none).",
+        "The editable region: white may change.",
+        "The image with the arrows and the tinted region drawn on it.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -71,6 +76,7 @@ class DragKitFeatureRegion:
     FUNCTION = "region"
     RETURN_TYPES = ("MASK",)
     RETURN_NAMES = ("mask",)
+    OUTPUT_TOOLTIPS = ("The region of the handles: white = the part of the image each handle belongs to.",)
 
     @classmethod
     def INPUT_TYPES(cls):

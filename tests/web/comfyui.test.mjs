@@ -245,6 +245,19 @@ for (const renderer of RENDERERS) {
       assert.deepEqual(packProblems(log), []);
     });
 
+    await t.test("every node's help page is where the node library looks for it", async () => {
+      const nodes = Object.values(await getJson("/object_info")).filter((n) => n.name.startsWith("DragKit"));
+      assert.ok(nodes.length >= 16, `${nodes.length} DragKit nodes listed`);
+      for (const node of nodes) {
+        // The frontend's rule: /extensions/<custom node folder>/docs/<node name>.md (after a locale subfolder).
+        const folder = node.python_module.split(".")[1];
+        const response = await fetch(`${URL_}/extensions/${folder}/docs/${node.name}.md`);
+        assert.equal(response.status, 200, `${node.name}: help page ${response.status}`);
+        const text = await response.text();
+        assert.ok(text.includes(node.description), `${node.name}: the help page lacks the description`);
+      }
+    });
+
     await t.test("the Point Picker takes clicks, keys, undo, zoom and a reload", async () => {
       const SIZE = [512, 384];
       const NAME = "dragkit_picker_live_test.png";

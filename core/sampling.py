@@ -35,6 +35,7 @@ def reference_sample(
         prompt_embeds: ``(1, L, D)``; ``None`` uses the inversion's embedding.
         reference: where/when the edited branch reads the source K/V; default: DragDiffusion's.
         callback: ``callback(step, total, info)`` after each DDIM step; it may raise to cancel.
+            ``info["estimate"]`` is the edited branch's predicted x0, ``(1, C, h, w)`` float32.
 
     Returns:
         ``(edited, source)`` clean latents ``(B, C, h, w)`` float32; ``source`` is the source
@@ -64,9 +65,12 @@ def reference_sample(
             if edit is not None:
                 edit.step = step
             noise = model.predict_noise(x, t, embeds)
-            x = scheduler.step(noise, t, x).prev_sample.float()
+            output = scheduler.step(noise, t, x)
+            x = output.prev_sample.float()
             if callback is not None:
-                callback(step + 1, len(timesteps), {"timestep": t})
+                # The edited branch's predicted x0 (its first image), for live previews.
+                estimate = output.pred_original_sample[len(x) - batch:][:1].float()
+                callback(step + 1, len(timesteps), {"timestep": t, "estimate": estimate})
     if reference.enabled:
         return x[batch:], x[:batch]
     return x, None

@@ -10,6 +10,7 @@ reference code does): s=0.7, N=50 gives 35 steps and t=681; s=0.75 gives 38 step
 
 from __future__ import annotations
 
+import torch
 from diffusers import DDIMInverseScheduler, DDIMScheduler
 
 from .errors import DragKitInputError, check_range
@@ -67,3 +68,25 @@ def inversion_timesteps(config: dict, num_steps: int, strength: float) -> list[i
     """The ascending timesteps an inversion visits, e.g. [1, 21, ..., 681] for 50 steps at 0.7."""
     count = inversion_step_count(num_steps, strength)
     return [int(t) for t in make_ddim_inverse(config, num_steps).timesteps[:count]]
+
+
+def predicted_x0(latent: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """The clean latent an epsilon prediction implies (DDIM, Song et al. eq. 12's "predicted x0").
+
+    ``x0 = (x_t - sqrt(1 - a_t) * eps) / sqrt(a_t)``, with ``a_t`` = ``alphas_cumprod[t]``; the same
+    arithmetic as diffusers' ``DDIMScheduler.step`` for ``prediction_type="epsilon"``.
+
+    Args:
+        latent: ``(B, C, h, w)`` x_t.
+        noise: ``(B, C, h, w)`` epsilon predicted for ``latent``.
+        alpha: ``alphas_cumprod[t]``, a float or a 0-d tensor.
+    """
+    return (latent - (1 - alpha) ** 0.5 * noise) / alpha**0.5
+
+
+def implied_noise(latent: torch.Tensor, x0: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """The epsilon that links ``x0`` to ``latent`` at ``a_t``: the inverse of :func:`predicted_x0`.
+
+    ``eps = (x_t - sqrt(a_t) * x0) / sqrt(1 - a_t)``; ``(B, C, h, w)`` like its inputs.
+    """
+    return (latent - alpha**0.5 * x0) / (1 - alpha) ** 0.5

@@ -11,9 +11,13 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from typing import Callable, Iterator
 
 import torch
+
+from ..core.overlay import to_pil
+from ..core.preview import MAX_PREVIEW_SIDE
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +31,11 @@ except ImportError:  # plain Python, tests
 IN_COMFYUI = folder_paths is not None
 
 ProgressCallback = Callable[[int, int, dict], None]
+# Live previews: at most one per this many seconds (the first step with an estimate always gets one) ...
+PREVIEW_INTERVAL_S = 0.5
+# ... and at most this share of the run's time: after a preview that took c seconds the next one waits
+# c / PREVIEW_BUDGET (a 40 ms VAE decode on two CPU cores: 2 s), so slow decoders never slow the steps.
+PREVIEW_BUDGET = 0.02
 
 
 # ------------------------------------------------------------------------------ progress/cancel
@@ -37,20 +46,66 @@ def check_interrupt() -> None:
 
 
 @contextlib.contextmanager
-def progress(total: int, label: str = "") -> Iterator[ProgressCallback]:
-    """A ``callback(step, total, info)`` for core loops: moves the node's progress bar and is a cancel point."""
+def progress(
+    total: int,
+    label: str = "",
+    preview: Callable[[torch.Tensor], object] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[ProgressCallback]:
+    """A ``callback(step, total, info)`` for core loops: moves the node's progress bar and is a cancel point.
+
+    Args:
+        total: steps of the bar.
+        label: prefix of the progress text.
+        preview: ``latent -> (3, H, W) tensor in [0, 1] or PIL image`` (or ``None``), e.g.
+            :func:`dragkit.core.preview.previewer`. When a step's ``info["estimate"]`` holds a latent
+            and :data:`PREVIEW_INTERVAL_S` (or the :data:`PREVIEW_BUDGET` wait) has passed since the
+            last preview, the picture goes to the bar as ComfyUI's samplers send theirs:
+            ``("JPEG", image, max_size)``. Never called outside ComfyUI.
+        clock: seconds, for the preview interval (tests pass a fake one).
+    """
     bar = comfy_utils.ProgressBar(total) if comfy_utils is not None else None
+    previews = {"next": None, "on": preview is not None and bar is not None}
+
+    def preview_of(info: dict):
+        estimate = info.get("estimate")
+        if estimate is None:
+            return None
+        start = clock()
+        if previews["next"] is not None and start < previews["next"]:
+            return None
+        try:
+            image = preview(estimate)
+            if isinstance(image, torch.Tensor):
+                image = to_pil(image)
+        except Exception:  # a preview must never end the run
+            logger.warning("%s: live preview failed; no more previews for this run", label, exc_info=True)
+            previews["on"] = False
+            return None
+        previews["next"] = start + max(PREVIEW_INTERVAL_S, (clock() - start) / PREVIEW_BUDGET)
+        return None if image is None else ("JPEG", image, _preview_max_size())
 
     def callback(step: int, steps: int, info: dict) -> None:
         check_interrupt()
         if bar is not None:
-            bar.update_absolute(step, steps)
+            bar.update_absolute(step, steps, preview_of(info) if previews["on"] else None)
         numbers = {key: value for key, value in info.items() if isinstance(value, (int, float))}
         if numbers:  # e.g. the LoRA loss or the drag's distance to go, shown on the node
             progress_text(f"{label} {step}/{steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
-        logger.debug("%s %d/%d %s", label, step, steps, info)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %d/%d %s", label, step, steps, {k: v for k, v in info.items() if k != "estimate"})
 
     yield callback
+
+
+@functools.cache
+def _preview_max_size() -> int:
+    """ComfyUI's ``--preview-size`` (the longest side it shows previews at), else :data:`MAX_PREVIEW_SIDE`."""
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return MAX_PREVIEW_SIDE
+    return int(getattr(args, "preview_size", MAX_PREVIEW_SIDE) or MAX_PREVIEW_SIDE)
 
 
 # ------------------------------------------------------------------------------- device, grads

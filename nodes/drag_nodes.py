@@ -8,6 +8,7 @@ from ..core.attention import ReferenceAttentionConfig
 from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent
 from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from ..core.points import DragPoints
+from ..core.preview import previewer
 from . import comfy
 from .convert import conditioning_embeds, latent_out, points_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
@@ -63,8 +64,8 @@ class DragKitPoints:
     FUNCTION = "parse"
     RETURN_TYPES = ("DRAG_POINTS",)
     RETURN_NAMES = ("points",)
-
     OUTPUT_TOOLTIPS = ("The pairs, with the size of the image they were drawn on.",)
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"points_json": ("STRING", {
@@ -87,11 +88,11 @@ class DragKitDragOptimizer:
     FUNCTION = "drag"
     RETURN_TYPES = ("DRAG_INVERSION", "DRAG_POINTS")
     RETURN_NAMES = ("inversion", "final_points")
-
     OUTPUT_TOOLTIPS = (
         "The inversion with its start latent edited: feed it to DragKit Sampler.",
         "Where each handle ended, by point tracking (the targets are unchanged).",
     )
+
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -128,7 +129,7 @@ class DragKitDragOptimizer:
             track_radius=preset.track_radius if track_radius < 0 else track_radius,
         )
         points = checked_points(points, drag_model, inversion, rescale_points)
-        with comfy.progress(max(max_steps, 1), "drag") as callback:
+        with comfy.progress(max(max_steps, 1), "drag", previewer(drag_model)) as callback:
             result = drag_latent(drag_model, inversion, points, mask_or_none(mask), config,
                                  conditioning_embeds(conditioning), callback)
         return (inversion.with_edit(result.latent), result.points)
@@ -144,11 +145,11 @@ class DragKitAlDDSampler:
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT", "DRAG_POINTS")
     RETURN_NAMES = ("latent", "final_points")
-
     OUTPUT_TOOLTIPS = (
         "The edited image latent (ComfyUI's convention): decode it with the model's VAE.",
         "Where each handle ended, by point tracking (the targets are unchanged).",
     )
+
     @classmethod
     def INPUT_TYPES(cls):
         defaults = AlDDConfig()
@@ -187,7 +188,7 @@ class DragKitAlDDSampler:
                             patience=patience, reference=ReferenceAttentionConfig(enabled=reference_attention))
         points = checked_points(points, drag_model, inversion, rescale_points)
         total = min(drag_steps, len(inversion.timesteps)) * rounds + len(inversion.timesteps)
-        with comfy.progress(total, "AlDD") as callback:
+        with comfy.progress(total, "AlDD", previewer(drag_model)) as callback:
             result = aldd_sample(drag_model, inversion, points, mask_or_none(mask), config,
                                  conditioning_embeds(conditioning), callback)
         return (latent_out(drag_model, result.latent), result.points)

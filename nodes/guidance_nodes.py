@@ -15,6 +15,7 @@ from ..core.image_prompt import (
 from ..core.masks import as_mask, is_empty, rasterize_strokes
 from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config, initial_latent, regional_sde_sample
 from ..core.points import DragPoints
+from ..core.preview import previewer
 from . import comfy
 from .convert import conditioning_embeds, latent_out, points_in
 from .drag_nodes import mask_or_none
@@ -62,8 +63,8 @@ class DragKitRegionalSDESampler:
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
-
     OUTPUT_TOOLTIPS = ("The edited image latent (ComfyUI's convention): decode it with the model's VAE.",)
+
     @classmethod
     def INPUT_TYPES(cls):
         defaults = diffeditor_config()
@@ -144,7 +145,7 @@ class DragKitRegionalSDESampler:
                                      latent_size, config.guidance)
         edited = inversion.with_edit(initial_latent(start.to(drag_model.device), geometry, config.guidance.upsample))
         image = load_image_prompt(drag_model, image_prompt, ipadapter, image_prompt_scale)
-        with comfy.progress(len(inversion.timesteps), method) as callback:
+        with comfy.progress(len(inversion.timesteps), method, previewer(drag_model)) as callback:
             latent = regional_sde_sample(drag_model, edited, geometry, config, conditioning_embeds(conditioning), callback,
                                          image=image)
         return (latent_out(drag_model, latent),)

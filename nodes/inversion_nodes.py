@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.attention import ReferenceAttentionConfig
 from ..core.inversion import ddim_invert
+from ..core.preview import previewer
 from ..core.sampling import reference_sample
 from ..core.schedule import DEFAULT_NUM_STEPS, DRAGDIFFUSION_STRENGTH, inversion_step_count
 from . import comfy
@@ -25,10 +26,10 @@ class DragKitDDIMInverter:
     FUNCTION = "invert"
     RETURN_TYPES = ("DRAG_INVERSION",)
     RETURN_NAMES = ("inversion",)
-
     OUTPUT_TOOLTIPS = (
         "The DDIM trajectory from the image to step t (every intermediate latent), for a drag node or the sampler.",
     )
+
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -63,10 +64,10 @@ class DragKitSampler:
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
-
     OUTPUT_TOOLTIPS = (
         "The denoised latent of the edited branch (ComfyUI's convention): decode it with the model's VAE.",
     )
+
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -89,6 +90,6 @@ class DragKitSampler:
         reference = ReferenceAttentionConfig(
             enabled=reference_attention, start_step=start_step, start_layer=None if start_layer < 0 else start_layer
         )
-        with comfy.progress(len(inversion.timesteps), "DDIM sampling") as callback:
+        with comfy.progress(len(inversion.timesteps), "DDIM sampling", previewer(drag_model)) as callback:
             edited, _ = reference_sample(drag_model, inversion, conditioning_embeds(conditioning), reference, callback)
         return (latent_out(drag_model, edited),)

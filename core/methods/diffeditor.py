@@ -41,6 +41,7 @@ from ..guidance import DRAG_GUIDANCE, MOVE_GUIDANCE, EditGeometry, GuidanceConfi
 from ..image_prompt import ImagePrompt, image_prompt
 from ..inversion import Inversion
 from ..model import DragModel
+from ..schedule import predicted_x0
 
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -106,7 +107,7 @@ def ddim_step(
 
     ``eta`` may be a tensor broadcast over the latent (regional SDE: eta per pixel).
     """
-    x0 = (latent - (1 - alpha_t) ** 0.5 * noise_x0) / alpha_t**0.5
+    x0 = predicted_x0(latent, noise_x0, alpha_t)
     # Zero when going up in noise (an inversion step): then eta must be 0.
     variance = ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)).clamp_min(0)
     std = eta * variance**0.5
@@ -153,7 +154,9 @@ def regional_sde_sample(
 ) -> torch.Tensor:
     """Denoise ``inversion.start`` with guidance; returns the ``(1, C, h, w)`` clean edited latent.
 
-    ``image``: an optional image prompt (IP-Adapter) for the edited branch.
+    ``image``: an optional image prompt (IP-Adapter) for the edited branch. ``callback(step, total,
+    info)`` runs after each step; ``info["estimate"]``, ``(1, C, h, w)`` float32, is the predicted x0
+    of the step's last pass (guided noise).
     """
     config = config or RegionalSDEConfig()
     if inversion.start.shape[0] != 1:
@@ -212,6 +215,8 @@ def regional_sde_sample(
                         back = model.predict_noise(previous, t - stride, embeds)
                     bank.enabled = True
                     latent = ddim_step(previous, back, back, alpha_prev, alpha_t, 0.0, None)
+            if callback is not None:  # the x0 the (last) step took, for live previews
+                info["estimate"] = predicted_x0(latent, guided_noise, alpha_t).detach().float()
             latent = previous.detach()
             if callback is not None:
                 callback(i + 1, len(timesteps), info)

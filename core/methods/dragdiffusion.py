@@ -33,6 +33,7 @@ from ..masks import as_mask, is_empty, resize_mask
 from ..model import DragModel
 from ..motion import background_loss, motion_supervision_loss, sample_patches
 from ..points import DragPoints
+from ..schedule import implied_noise, predicted_x0
 from ..tracking import track_points
 
 ProgressCallback = Callable[[int, int, dict], None]
@@ -230,6 +231,36 @@ def remaining_distance(handles: torch.Tensor, problem: DragProblem) -> torch.Ten
     return (problem.targets - handles).norm(dim=-1)
 
 
+def drag_estimate(
+    z: torch.Tensor,
+    noise: torch.Tensor | None,
+    source: torch.Tensor,
+    source_x0: torch.Tensor,
+    alpha: torch.Tensor,
+) -> torch.Tensor:
+    """The clean image a drag's current latent stands for, for live previews (no UNet call).
+
+    With the background term the forward pass returns epsilon and this is the DDIM predicted x0 of
+    ``z``. Without it the pass stops after the deepest feature layer and there is no epsilon; then
+    the source's epsilon stands in, the one linking ``source`` to its clean latent ``source_x0``:
+    ``x0 = source_x0 + (z - source) / sqrt(a_t)``, exact for an unmoved latent.
+
+    Args:
+        z: ``(1, C, h, w)`` the latent being optimised.
+        noise: ``(1, C, h, w)`` epsilon predicted for ``z``, or ``None``.
+        source: ``(1, C, h, w)`` the unedited latent at the same timestep.
+        source_x0: ``(1, C, h, w)`` the clean latent ``source`` came from.
+        alpha: ``alphas_cumprod[t]`` (0-d).
+
+    Returns:
+        ``(1, C, h, w)`` float32, detached.
+    """
+    with torch.no_grad():
+        if noise is None:
+            noise = implied_noise(source, source_x0, alpha)
+        return predicted_x0(z, noise, alpha).float()
+
+
 def drag_latent(
     model: DragModel,
     inversion: Inversion,
@@ -250,6 +281,7 @@ def drag_latent(
         config: :data:`DRAGDIFFUSION` or :data:`DRAGDIFFUSION_IPMS` or your own.
         prompt_embeds: ``(1, L, D)``; ``None`` uses the inversion's.
         callback: ``callback(step, total, {"distance": ...})`` after each step; may raise to cancel.
+            ``info["estimate"]`` is :func:`drag_estimate` of the latent the step started from.
     """
     start = inversion.start
     if start.shape[0] != 1:
@@ -258,6 +290,9 @@ def drag_latent(
     scheduler = model.scheduler(inversion.num_steps)
     z0 = start.to(model.device, torch.float32)
     problem = prepare_drag(model, z0, inversion.t, embeds, scheduler, points, mask, config)
+    if callback is not None:  # for live previews' estimates
+        alpha = scheduler.alphas_cumprod[inversion.t].to(model.device)
+        source, source_x0 = (x.to(model.device, torch.float32) for x in (inversion.source, inversion.latents[0]))
 
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=config.learning_rate)
@@ -277,12 +312,15 @@ def drag_latent(
             break
         # 4. motion supervision + keep the background;  5. one Adam step on the latent
         loss = drag_loss(features, noise, z, handles, problem, scheduler, config)
+        if callback is not None:  # before the Adam step changes z in place
+            estimate = drag_estimate(z, noise, source, source_x0, alpha)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         steps = step + 1
         if callback is not None:
-            callback(steps, config.max_steps, {"distance": distances[-1], "loss": float(loss.detach())})
+            callback(steps, config.max_steps,
+                     {"distance": distances[-1], "loss": float(loss.detach()), "estimate": estimate})
     else:
         with torch.no_grad():
             features, _ = unet_features(model, z, problem.t, embeds, config.feature_layers, size=problem.grid)

@@ -33,7 +33,7 @@ from ..inversion import Inversion
 from ..model import DragModel
 from ..points import DragPoints
 from ..tracking import track_points
-from .dragdiffusion import DragConfig, drag_forward, drag_loss, prepare_drag, remaining_distance
+from .dragdiffusion import DragConfig, drag_estimate, drag_forward, drag_loss, prepare_drag, remaining_distance
 
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -106,7 +106,9 @@ def aldd_sample(
         mask: ``(H, W)`` editable region (1 = may change); empty or ``None`` drops the background term.
         config: :class:`AlDDConfig` (GoodDrag's defaults).
         prompt_embeds: ``(1, L, D)``; ``None`` uses the inversion's (GoodDrag: the empty prompt).
-        callback: ``callback(step, total, info)`` after each round and each denoising step.
+        callback: ``callback(step, total, info)`` after each round and each denoising step;
+            ``info["estimate"]``, ``(1, C, h, w)`` float32, is the edited branch's predicted x0 (in a
+            round: :func:`.dragdiffusion.drag_estimate` from its last forward pass).
     """
     config = config or AlDDConfig()
     drag = config.drag
@@ -143,6 +145,8 @@ def aldd_sample(
                     handles = problem.handles0.clone()
                 z = edited.detach().clone().requires_grad_(True)
                 optimizer = torch.optim.Adam([z], lr=drag.learning_rate)
+                alpha = scheduler.alphas_cumprod[t].to(model.device)
+                estimate = None
                 with torch.no_grad():
                     features, _ = drag_forward(model, z, embeds, problem, drag)
                 handles = track_points(features, problem.vectors, handles, drag.track_radius)
@@ -153,6 +157,8 @@ def aldd_sample(
                     for _ in range(config.steps_per_round):
                         features, noise = drag_forward(model, z, embeds, problem, drag)
                         loss = drag_loss(features, noise, z, handles, problem, scheduler, drag)
+                        if callback is not None:  # before the Adam step changes z in place
+                            estimate = drag_estimate(z, noise, source, inversion.latents[0].to(source), alpha)
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         optimizer.step()
@@ -164,7 +170,10 @@ def aldd_sample(
                     distances.append(float(remaining_distance(handles, problem).mean()))
                     progress += 1
                     if callback is not None:
-                        callback(progress, total, {"round": rounds_run, "distance": distances[-1]})
+                        info = {"round": rounds_run, "distance": distances[-1]}
+                        if estimate is not None:  # None only with zero steps per round
+                            info["estimate"] = estimate
+                        callback(progress, total, info)
                     if unchanged >= config.patience:
                         dragging, stopped = False, "no movement"
                         break
@@ -173,9 +182,11 @@ def aldd_sample(
             with torch.no_grad():
                 pair = torch.cat([source, edited])
                 noise = model.predict_noise(pair, t, pair_embeds)
-                source, edited = scheduler.step(noise, t, pair).prev_sample.float().chunk(2)
+                output = scheduler.step(noise, t, pair)
+                source, edited = output.prev_sample.float().chunk(2)
             if callback is not None:
-                callback(drag_steps * config.rounds + i + 1, total, {"timestep": t})
+                callback(drag_steps * config.rounds + i + 1, total,
+                         {"timestep": t, "estimate": output.pred_original_sample[1:].float()})
     if handles is not None:
         final_points = final_points.from_grid(handles, problem.grid)
     return AlDDResult(edited, source, final_points, rounds_run, distances, stopped)

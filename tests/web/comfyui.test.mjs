@@ -65,12 +65,24 @@ async function finished(promptId, timeout = RUN_TIMEOUT) {
   throw new Error(`prompt ${promptId} did not finish in ${timeout / 1000} s`);
 }
 
-/** Empty ComfyUI's execution cache (and unload models): the next run starts from nothing. */
+// A prompt that runs in an instant, to make the prompt worker take the /free flag.
+const TRIVIAL_PROMPT = {
+  1: { class_type: "DragKitExampleImage", inputs: { example: "toy_square.png" } },
+  2: { class_type: "PreviewImage", inputs: { images: ["1", 0] } },
+};
+
+/** Empty ComfyUI's execution cache (and unload models): the next run starts from nothing. The prompt
+ * worker reads /free's flag only after a prompt ends (or an idle timeout of up to 1000 s), so a trivial
+ * prompt follows it; once that one has finished, the cache is empty before any later prompt starts. */
 async function freeCache() {
   const response = await fetch(`${URL_}/free`, { method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ free_memory: true }) });
   assert.equal(response.status, 200);
-  await sleep(2000); // the prompt worker takes the flag between two prompts
+  const queued = await fetch(`${URL_}/prompt`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt: TRIVIAL_PROMPT }) });
+  const answer = await queued.text();
+  assert.equal(queued.status, 200, `the trivial prompt after /free: ${answer}`);
+  await finished(JSON.parse(answer).prompt_id);
 }
 
 async function idle() {

@@ -107,14 +107,58 @@ def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -
     return report
 
 
+def _current_rss_mb() -> float:
+    """The process's resident memory now (Linux /proc), in MiB; NaN elsewhere."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def session(images: int = 20, lora_steps: int = 10, calls: int = 20, device: str | None = None) -> list[dict]:
+    """A long ComfyUI session in one process: ``images`` LoRAs trained in a row on the embedded toy model.
+
+    After each image, the median seconds of one base UNet call and one call with that image's LoRA
+    (``calls`` each, after one warm-up), the adapters held, their weights and the process memory.
+    """
+    from .core import adapters
+    from .core.model import load_toy_model
+    from .core.scenes import make_scene
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = load_toy_model(device)
+    embeds = model.prompt_embeds(None, 1)
+    rows = []
+    for image in range(1, images + 1):
+        latent = model.encode(make_scene(2_000_000 + image).image[None].to(device))
+        edited = train_lora(model, latent, None, LoraTrainingConfig(steps=lora_steps, seed=image))
+        row = {"image": image}
+        for label, bundle in (("base", model), ("lora", edited)):
+            times = []
+            with torch.no_grad():
+                for _ in range(calls + 1):
+                    seconds, _ = _timed(lambda: bundle.predict_noise(latent, 500, embeds), device)
+                    times.append(seconds)
+            row[f"{label}_call_ms"] = 1000 * sorted(times[1:])[len(times[1:]) // 2]
+        loaded = adapters.loaded_adapters(model.unet)
+        row["adapters_loaded"] = len(loaded)
+        row["adapter_weights_mib"] = sum(p.numel() * p.element_size() for n, p in model.unet.named_parameters()
+                                         if "lora_" in n) / 2**20
+        row["rss_mib"] = _current_rss_mb()
+        rows.append(row)
+    return rows
+
+
 def print_table(rows: dict[str, dict], columns: list[str]) -> None:
     width = max(len(name) for name in rows) + 2
-    print("method".ljust(width) + "".join(c.rjust(18) for c in columns))
+    widths = [max(18, len(c) + 2) for c in columns]
+    print("method".ljust(width) + "".join(c.rjust(w) for c, w in zip(columns, widths)))
     for name, values in rows.items():
         cells = []
-        for column in columns:
+        for column, cell_width in zip(columns, widths):
             value = values.get(column)
-            cells.append((f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(18))
+            cells.append((f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(cell_width))
         print(name.ljust(width) + "".join(cells))
 
 

@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
                       "is benchmark case 6, a typical success; 1000003 is a typical failure)")
     demo.add_argument("--model", default=None, help="a toy-model folder written by scripts/train_toy_model.py "
                       "(default: the embedded one)")
-    bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?) or `speed` (seconds, memory)")
-    bench.add_argument("suite", choices=("toy", "speed"))
+    bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?), `speed` (seconds, memory) "
+                           "or `session` (20 LoRAs in a row: does a UNet call slow down or memory grow?)")
+    bench.add_argument("suite", choices=("toy", "speed", "session"))
     bench.add_argument("--methods", default=None, help="toy: comma-separated methods (default: all)")
     bench.add_argument("--cases", type=int, default=12, help="toy: number of held-out scenes")
     bench.add_argument("--model", default=None, help="toy: a model folder written by scripts/train_toy_model.py "
@@ -42,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in report.items():
             print(f"{key:>22}: {value:.3f}" if isinstance(value, float) else f"{key:>22}: {value}")
         speed_bench.write_json(args.json, report)
+        return 0
+    if args.suite == "session":
+        from . import bench as speed_bench
+
+        rows = speed_bench.session(device=args.device)
+        speed_bench.print_table({f"image {r['image']}": r for r in rows},
+                                ["base_call_ms", "lora_call_ms", "adapters_loaded", "adapter_weights_mib", "rss_mib"])
+        speed_bench.write_json(args.json, {"session": rows})
         return 0
     from .toybench import run_bench
 

@@ -15,7 +15,10 @@ from typing import Any
 
 import torch
 
+import math
+
 from .errors import DragKitInputError
+from .limits import MAX_PAIRS, MAX_STROKE_POINTS, MAX_STROKES, check_image_side, check_limit
 from .masks import rasterize_strokes
 from .points import DragPoints
 
@@ -51,16 +54,19 @@ class EditorState:
         version = data.get("version", STATE_VERSION)
         if version != STATE_VERSION:
             raise DragKitInputError(f"the Point Picker's state has version {version}; this DragKit reads {STATE_VERSION}.")
+        raw_pairs = data.get("pairs") or []
+        if not isinstance(raw_pairs, list):
+            raise DragKitInputError(f"the Point Picker's `pairs` must be a list, got {raw_pairs!r}; clear the points.")
+        check_limit(len(raw_pairs), MAX_PAIRS, "DRAGKIT_MAX_PAIRS", "the number of drag pairs", "remove some pairs")
         pairs = []
-        for index, pair in enumerate(data.get("pairs") or [], start=1):
+        for index, pair in enumerate(raw_pairs, start=1):
             if not isinstance(pair, dict) or "handle" not in pair or "target" not in pair:
                 raise DragKitInputError(f'pair {index} must be {{"handle": [x, y], "target": [x, y]}}, got {pair!r}.')
-            pairs.append((tuple(pair["handle"]), tuple(pair["target"])))
-        strokes = (data.get("mask") or {}).get("strokes") or []
-        if not isinstance(strokes, list):
-            raise DragKitInputError("the Point Picker's mask strokes must be a list.")
-        size = data.get("image_size")
-        return cls(tuple(size) if size else None, tuple(pairs), tuple(strokes))
+            pairs.append((_xy(pair["handle"], f"pair {index} handle"), _xy(pair["target"], f"pair {index} target")))
+        mask = data.get("mask") or {}
+        if not isinstance(mask, dict):
+            raise DragKitInputError(f'the Point Picker\'s `mask` must be {{"strokes": [...]}}, got {mask!r}; clear the mask.')
+        return cls(_image_size(data.get("image_size")), tuple(pairs), tuple(_strokes(mask.get("strokes") or [])))
 
     def points(self, image_size: tuple[int, int], rescale: bool = False) -> DragPoints | None:
         """The pairs as DRAG_POINTS on an image of ``image_size`` (checked; scaled only if asked), or
@@ -85,3 +91,50 @@ class EditorState:
             "pairs": [{"handle": list(h), "target": list(t)} for h, t in self.pairs],
             "mask": {"strokes": list(self.strokes)},
         }
+
+
+# ------------------------------------------------------------------------------------ checks
+STROKE_FORMAT = '{"mode": "paint" | "erase", "radius": r > 0, "points": [[x, y], ...]}'
+
+
+def _xy(value: Any, name: str) -> tuple[float, float]:
+    """A finite ``[x, y]`` pair of numbers."""
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise DragKitInputError(f"{name} must be [x, y] with two finite numbers, got {value!r}; clear and redo it.")
+    return float(value[0]), float(value[1])
+
+
+def _image_size(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1 and float(v).is_integer()
+                       for v in value)):
+        raise DragKitInputError(f"the Point Picker's `image_size` must be [w, h], two whole numbers >= 1, got {value!r}; "
+                                "run the graph once so the editor sees the image, or clear the state.")
+    width, height = int(value[0]), int(value[1])
+    check_image_side(width, height, "image_size")
+    return width, height
+
+
+def _strokes(raw: Any) -> list[dict]:
+    """Checked brush strokes (within the limits), with float coordinates."""
+    if not isinstance(raw, list):
+        raise DragKitInputError("the Point Picker's mask strokes must be a list; clear the mask.")
+    check_limit(len(raw), MAX_STROKES, "DRAGKIT_MAX_STROKES", "the number of brush strokes",
+                "clear the mask and paint it with fewer strokes")
+    total = sum(len(s.get("points") or []) for s in raw if isinstance(s, dict) and isinstance(s.get("points"), list))
+    check_limit(total, MAX_STROKE_POINTS, "DRAGKIT_MAX_STROKE_POINTS", "the number of brush points",
+                "clear the mask and paint it with fewer strokes")
+    strokes = []
+    for index, stroke in enumerate(raw, start=1):
+        if not isinstance(stroke, dict):
+            raise DragKitInputError(f"mask stroke {index} must be {STROKE_FORMAT}, got {stroke!r}.")
+        mode, radius, points = stroke.get("mode"), stroke.get("radius"), stroke.get("points")
+        if (mode not in ("paint", "erase") or not isinstance(radius, (int, float)) or isinstance(radius, bool)
+                or not math.isfinite(radius) or radius <= 0 or not isinstance(points, list) or not points):
+            raise DragKitInputError(f"mask stroke {index} must be {STROKE_FORMAT}.")
+        strokes.append({"mode": mode, "radius": float(radius),
+                        "points": [list(_xy(p, f"mask stroke {index} point {i}")) for i, p in enumerate(points, 1)]})
+    return strokes

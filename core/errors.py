@@ -23,6 +23,10 @@ class DragKitModelError(DragKitError, FileNotFoundError):
     """A model file is missing or is not a model DragKit can run."""
 
 
+class DragKitNumericalError(DragKitError, RuntimeError):
+    """A stage produced NaN or infinite values; the message names the stage and a likely cause."""
+
+
 class DragKitInterrupted(DragKitError):
     """The user cancelled a running job between two steps."""
 
@@ -61,6 +65,12 @@ def check_finite(tensor: torch.Tensor, name: str) -> None:
             f"`{name}` contains NaN or infinite values; check the node that produced it "
             "(a VAE in fp16 can overflow: try the fp32 VAE)."
         )
+
+
+def check_stage_finite(tensor: torch.Tensor, stage: str, cause: str) -> None:
+    """After a stage: raise :class:`DragKitNumericalError` naming it instead of passing NaN downstream."""
+    if not torch.isfinite(tensor).all():
+        raise DragKitNumericalError(f"{stage} produced NaN or infinite values, so it stopped; {cause}.")
 
 
 def check_range(value: float, name: str, low: float, high: float, *, low_open: bool = False) -> None:

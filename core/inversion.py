@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .errors import DragKitInputError, check_shape
+from .errors import DragKitInputError, check_shape, check_stage_finite
 from .model import DragModel
 from .schedule import DEFAULT_NUM_STEPS, DRAGDIFFUSION_STRENGTH, inversion_step_count, make_ddim_inverse
 
@@ -120,6 +120,8 @@ def ddim_invert(
             trajectory.append(x)
             if callback is not None:
                 callback(step + 1, count, {"timestep": t})
+    check_stage_finite(x, "the DDIM inversion", "the latent's values are probably not a VAE latent's (encode the "
+                       "image with this model's VAE), or the UNet overflowed in fp16")
     return Inversion(
         latents=tuple(trajectory),
         timesteps=tuple(timesteps),

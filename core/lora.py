@@ -26,10 +26,7 @@ import importlib.metadata
 import json
 import logging
 import math
-import os
 import re
-import uuid
-import warnings
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -43,7 +40,9 @@ from peft.tuners.lora import LoraLayer
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from .errors import DragKitInputError, DragKitModelError
+from . import adapters
+from .errors import DragKitInputError, DragKitModelError, DragKitNumericalError
+from .files import atomic_write, check_writable_target, confined_path
 from .model import DragModel
 
 logger = logging.getLogger(__name__)
@@ -183,15 +182,21 @@ def _check_base(model: DragModel) -> None:
 
 
 def _register(model: DragModel, name: str, key: str, metadata: dict) -> DragModel:
-    _adapters.setdefault(model.unet, {})[name] = {"key": key, "metadata": metadata}
-    return model.with_adapter(name)
+    registry = _adapters.setdefault(model.unet, {})
+    for evicted in [n for n in registry if n not in _loaded(model.unet)]:  # the bounded cache dropped them
+        del registry[evicted]
+    weights = adapters.snapshot(model.unet, name)
+    registry[name] = {"key": key, "metadata": metadata, "weights": weights}
+    return model.with_adapter(name, weights)
+
+
+def _existing(model: DragModel, name: str) -> DragModel:
+    return model.with_adapter(name, _adapters[model.unet][name]["weights"])
 
 
 def _add_adapter(unet, name: str, config: LoraConfig) -> list[torch.nn.Parameter]:
     """Add an adapter (inactive outside :meth:`DragModel.active`); its parameters, float32 and frozen."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*multiple adapters.*")  # one per image is the design
-        unet.add_adapter(config, adapter_name=name)
+    adapters.add_adapter(unet, name, config)
     parameters = [p for n, p in unet.named_parameters() if f".{name}." in n]
     for parameter in parameters:
         # diffusers' cast_training_params: trainable weights in fp32 even with an fp16 UNet.
@@ -241,7 +246,7 @@ def train_lora(
     name = adapter_name or key
     if _reuse(model, name, key):
         logger.info("LoRA %s is loaded already; not training", name)
-        return model.with_adapter(name)
+        return _existing(model, name)
 
     unet = model.unet
     trained = model.with_adapter(name)
@@ -272,7 +277,7 @@ def train_lora(
         if config.gradient_checkpointing and not was_checkpointing:
             unet.enable_gradient_checkpointing()
         unet.train()
-        with trained.active(), torch.enable_grad():
+        with trained.active(trainable=True), torch.enable_grad():
             for step in range(config.steps):
                 # 1. x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps, t ~ U{0, ..., T-1}, a fresh draw per copy
                 noise = torch.randn(clean.shape, generator=generator).to(device)
@@ -298,6 +303,10 @@ def train_lora(
                 losses.append(float(loss.detach()))
                 if callback is not None:
                     callback(step + 1, config.steps, {"loss": losses[-1]})
+        if not all(math.isfinite(loss) for loss in losses) or not all(torch.isfinite(p).all() for p in parameters):
+            raise DragKitNumericalError("LoRA training produced NaN or infinite values, so it stopped and the "
+                                        f"adapter was removed; lower learning_rate (the papers use 5e-4, got "
+                                        f"{config.learning_rate:g}) or check the latent.")
         completed = True
     finally:
         unet.train(was_training)
@@ -309,7 +318,7 @@ def train_lora(
         for parameter in frozen:
             parameter.requires_grad_(True)
         if not completed:
-            unet.delete_adapters(name)
+            adapters.delete_adapter(unet, name)
     logger.info("trained LoRA %s: %d steps, loss %.4f -> %.4f", name, config.steps, losses[0], losses[-1])
     metadata = {**{k: v for k, v in config.to_dict().items() if k not in ("gradient_checkpointing", "mixed_precision")},
                 "alpha": config.rank, "base_model_hash": model_fingerprint(model), "image_hash": tensor_hash(latent),
@@ -326,13 +335,22 @@ def dragkit_version() -> str:
 
 
 def lora_save_path(folder: str | Path, name: str) -> Path:
-    """``folder/name.safetensors`` for a user-given file name; it must stay inside ``folder``."""
-    name = name.strip()
-    parts = Path(name).parts
-    if not name or Path(name).is_absolute() or ".." in parts:
-        raise DragKitInputError(f"`save_name` must be a file name inside the LoRA folder, got {name!r}; "
-                                "e.g. 'cat_drag' (a sub-folder like 'dragkit/cat' is fine).")
-    return Path(folder) / (name if name.endswith(".safetensors") else name + ".safetensors")
+    """``folder/name.safetensors`` for a user-given ``save_name``, resolved and confined to ``folder``."""
+    return confined_path(folder, name, "save_name", ".safetensors", example="cat_drag")
+
+
+def check_save_target(model: DragModel, latent: torch.Tensor, embeds: torch.Tensor | None,
+                      config: LoraTrainingConfig, path: Path, overwrite: bool) -> None:
+    """Before training: raise if saving the LoRA these inputs make to ``path`` would fail.
+
+    A file that already holds this very LoRA (same :func:`lora_key`) is fine: :func:`save_lora`
+    leaves it as it is.
+    """
+    if path.is_file() and not overwrite:
+        key = lora_key(model, latent, model.prompt_embeds(embeds, 1), config)
+        if _file_metadata(path).get("dragkit_key") == key:
+            return
+    check_writable_target(path, "save_name", overwrite)
 
 
 def kohya_state_dict(model: DragModel) -> dict[str, torch.Tensor]:
@@ -372,34 +390,14 @@ def save_lora(model: DragModel, path: str | Path, metadata: dict | None = None, 
             logger.info("'%s' already holds this LoRA; not writing it again", path)
             return path
         raise DragKitInputError(f"'{path}' already exists; choose another save name or turn on overwrite.")
+    check_writable_target(path, "save_name", overwrite=True)
     tensors = kohya_state_dict(model)
     info = {**record.get("metadata", {}), "rank": model.unet.peft_config[model.adapter].r,
             "alpha": model.unet.peft_config[model.adapter].lora_alpha, **(metadata or {}),
             "format": "kohya", "dragkit_adapter": model.adapter, "dragkit_key": record.get("key", model.adapter),
             "dragkit_version": dragkit_version()}
     info = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in info.items()}
-    folder = path.parent
-    data = safetensors_bytes(tensors, metadata=info)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = os.path.join(folder, f".dragkit_lora_{uuid.uuid4().hex}.tmp")
-        # A plain new file, so the saved LoRA gets the permissions any file written here gets (the process
-        # umask). tempfile.mkstemp and safetensors' save_file both make private 0600 files, which another
-        # user or a shared volume then cannot read.
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as error:
-        raise DragKitInputError(f"cannot write to '{folder}' ({error.strerror or error}); choose another save "
-                                "name or folder, or fix its permissions.") from None
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)  # atomic: readers see the old file or the whole new one
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-    return path
+    return atomic_write(path, safetensors_bytes(tensors, metadata=info), "save_name")
 
 
 def _file_metadata(path: Path) -> dict:
@@ -425,12 +423,17 @@ def load_lora(model: DragModel, path: str | Path, adapter_name: str | None = Non
         with safe_open(str(path), "pt") as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as error:
-        raise DragKitModelError(f"'{path.name}' is not a readable .safetensors LoRA ({error}).") from None
+        raise DragKitModelError(f"'{path.name}' is not a readable .safetensors LoRA ({error}); it may be truncated "
+                                "or another kind of file: save or download it again.") from None
+    bad = [key for key, value in tensors.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise DragKitModelError(f"'{path.name}' holds NaN or infinite weights ({len(bad)} tensors, e.g. {bad[0]!r}); "
+                                "the file is broken: train or download it again.")
     state, ranks, alphas = _peft_state(tensors, model, path.name)
     key = "file_" + hashlib.sha256(json.dumps([tensor_hash(v) for _, v in sorted(tensors.items())]).encode()).hexdigest()[:16]
     name = adapter_name or "dragkit_" + key
     if _reuse(model, name, key):
-        return model.with_adapter(name)
+        return _existing(model, name)
     rank = collections.Counter(ranks.values()).most_common(1)[0][0]
     alpha = collections.Counter(alphas.values()).most_common(1)[0][0]
     config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=sorted(ranks),
@@ -442,11 +445,11 @@ def load_lora(model: DragModel, path: str | Path, adapter_name: str | None = Non
         if getattr(result, "unexpected_keys", None):
             raise DragKitModelError(f"'{path.name}' has weights this UNet cannot take, e.g. {result.unexpected_keys[:2]}.")
     except RuntimeError as error:  # shape mismatch: another architecture
-        model.unet.delete_adapters(name)
+        adapters.delete_adapter(model.unet, name)
         raise DragKitModelError(f"'{path.name}' does not fit the model `{model.name}` (was it trained on another "
                                 f"model?): {str(error).splitlines()[0]}") from None
     except DragKitModelError:
-        model.unet.delete_adapters(name)
+        adapters.delete_adapter(model.unet, name)
         raise
     for parameter in parameters:
         parameter.data = parameter.data.float()

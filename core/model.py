@@ -32,7 +32,9 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders import single_file_utils
 from safetensors.torch import load_file
 
+from .adapters import AdapterWeights, activate, restore_adapter
 from .errors import DragKitInputError, DragKitModelError, check_finite, check_shape
+from .limits import check_image_side, check_latent_side
 from .schedule import SD15_DDIM_CONFIG, make_ddim
 from .sd15 import LDM_UNET_PREFIX, LDM_VAE_PREFIX, SD15_LATENT_SCALE, SD15_LDM_CONFIG
 
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 TOY_MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "toy_model"
 SETTINGS_FILE = "dragkit.json"
 CONDITIONING_FILE = "conditioning.safetensors"
+# Largest |value| of a scaled latent DragKit accepts. VAE latents of real images stay within about
+# +-5 after scaling (SD1.5: 0.18215); much larger values make the DDIM inversion overflow to NaN.
+MAX_LATENT_ABS = 100.0
 
 
 def default_dtype(device: torch.device | str) -> torch.dtype:
@@ -63,6 +68,8 @@ class DragModel:
         settings: drag settings recommended for this model (e.g. ``feature_layers``, ``lam``).
         adapter: name of the peft adapter this bundle activates while it runs; ``None`` = base.
         name: a label for logs and errors.
+        adapter_weights: a CPU copy of the adapter, to put it back if the bounded adapter cache
+            evicted it (:mod:`.adapters`); ``None`` for the base bundle.
     """
 
     unet: UNet2DConditionModel
@@ -73,6 +80,7 @@ class DragModel:
     settings: dict = dataclasses.field(default_factory=dict)
     adapter: str | None = None
     name: str = "model"
+    adapter_weights: AdapterWeights | None = None
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -100,9 +108,9 @@ class DragModel:
         return int(self.settings.get("vae_scale", 8))
 
     # ------------------------------------------------------------------------------- variants
-    def with_adapter(self, adapter: str | None) -> "DragModel":
+    def with_adapter(self, adapter: str | None, weights: AdapterWeights | None = None) -> "DragModel":
         """A new bundle over the same UNet that runs with peft adapter ``adapter`` active."""
-        return dataclasses.replace(self, adapter=adapter)
+        return dataclasses.replace(self, adapter=adapter, adapter_weights=weights)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "DragModel":
         """Move the weights (in place: bundles share one UNet) following the dtype policy."""
@@ -124,12 +132,21 @@ class DragModel:
     def check_latent(self, latent: torch.Tensor, name: str = "latent") -> None:
         """A latent must be (B, C, h, w) with the UNet's channel count and finite values."""
         check_shape(latent, "B C H W", name)
+        if latent.shape[0] == 0:
+            raise DragKitInputError(f"`{name}` holds no image (batch 0); connect the encoded image.")
+        check_latent_side(latent.shape[-1], latent.shape[-2], name)
         if latent.shape[1] != self.latent_channels:
             raise DragKitInputError(
                 f"`{name}` has {latent.shape[1]} channels but the model `{self.name}` expects "
                 f"{self.latent_channels}; encode the image with this model's VAE (SD1.5 latents have 4)."
             )
         check_finite(latent, name)
+        peak = float(latent.abs().max())
+        if peak > MAX_LATENT_ABS:
+            raise DragKitInputError(
+                f"`{name}` has values up to {peak:.3g}, far beyond a VAE latent's (|x| below about "
+                f"{MAX_LATENT_ABS:g}); encode the image with this model's VAE (VAE Encode)."
+            )
 
     def prompt_embeds(self, embeds: torch.Tensor | None, batch: int = 1) -> torch.Tensor:
         """Validate a ``(1 or B, L, D)`` prompt embedding, or fall back on the model's default.
@@ -158,26 +175,21 @@ class DragModel:
 
     # -------------------------------------------------------------------------------- running
     @contextlib.contextmanager
-    def active(self) -> Iterator[UNet2DConditionModel]:
-        """The UNet with this bundle's adapter (or none) active; the previous state comes back after."""
-        peft_config = getattr(self.unet, "peft_config", None)
-        if not peft_config:
-            if self.adapter is not None:
+    def active(self, trainable: bool = False) -> Iterator[UNet2DConditionModel]:
+        """The UNet running with this bundle's adapter (or none).
+
+        Switching happens only when the UNet last ran another adapter (:func:`.adapters.activate`),
+        so a stage of many calls costs one switch at most. An adapter the bounded cache evicted is
+        put back from the bundle's own copy. ``trainable``: the adapter's weights require grad.
+        """
+        loaded = getattr(self.unet, "peft_config", None) or {}
+        if self.adapter is not None and self.adapter not in loaded:
+            if self.adapter_weights is None:
                 raise DragKitInputError(f"Adapter `{self.adapter}` is not loaded in the model `{self.name}`.")
-            yield self.unet
-            return
-        if self.adapter is not None and self.adapter not in peft_config:
-            raise DragKitInputError(f"Adapter `{self.adapter}` is not loaded in the model `{self.name}`.")
-        try:
-            if self.adapter is None:
-                self.unet.disable_adapters()
-            else:
-                self.unet.enable_adapters()
-                self.unet.set_adapter(self.adapter)
-            yield self.unet
-        finally:
-            # Bundles without an adapter are the common case; leave the UNet in that state.
-            self.unet.disable_adapters()
+            restore_adapter(self.unet, self.adapter_weights)
+        if loaded or self.adapter is not None:
+            activate(self.unet, self.adapter, trainable)
+        yield self.unet
 
     def predict_noise(self, latent: torch.Tensor, timestep: int, embeds: torch.Tensor) -> torch.Tensor:
         """Epsilon prediction ``(B, C, h, w)`` in float32 for a float32 latent at DDPM ``timestep``."""
@@ -191,6 +203,7 @@ class DragModel:
         vae = self._require_vae()
         check_shape(image, "B 3 H W", "image")
         height, width = image.shape[-2:]
+        check_image_side(width, height)
         if height % self.vae_scale or width % self.vae_scale:
             raise DragKitInputError(
                 f"`image` is {width}x{height}; both sides must be multiples of {self.vae_scale} for this "
@@ -272,7 +285,7 @@ def load_diffusers_folder(
     default_embeds = None
     if (path / CONDITIONING_FILE).is_file():
         default_embeds = load_file(str(path / CONDITIONING_FILE))["prompt_embeds"]
-    settings = json.loads((path / SETTINGS_FILE).read_text()) if (path / SETTINGS_FILE).is_file() else {}
+    settings = _read_settings(path / SETTINGS_FILE)
     latent_scale = float(vae.config.scaling_factor) if vae is not None else SD15_LATENT_SCALE
     latent_scale = float(settings.get("latent_scale", latent_scale))
     if vae is not None:
@@ -289,13 +302,36 @@ def load_diffusers_folder(
     return _prepare(model, device, dtype)
 
 
+def _read_settings(file: Path) -> dict:
+    """A model folder's ``dragkit.json`` (``{}`` when there is none); a broken one is an error naming it."""
+    if not file.is_file():
+        return {}
+    try:
+        settings = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DragKitModelError(f"'{file}' is not valid JSON ({error}); fix it or delete it (it only holds the "
+                                "model's recommended drag settings).") from None
+    if not isinstance(settings, dict):
+        raise DragKitModelError(f"'{file}' must hold a JSON object of settings, got {type(settings).__name__}; "
+                                "fix it or delete it.")
+    return settings
+
+
 def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    if path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        return checkpoint.get("state_dict", checkpoint)
-    raise DragKitModelError(f"'{path.name}' is not a checkpoint DragKit reads; use .safetensors (or .ckpt).")
+    """The tensors of a .safetensors (or, with weights only, .ckpt) file; a broken file is an error naming it."""
+    if path.suffix not in (".safetensors", ".ckpt", ".pt", ".pth", ".bin"):
+        raise DragKitModelError(f"'{path.name}' is not a checkpoint DragKit reads; use .safetensors (or .ckpt).")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+    except Exception as error:  # safetensors, pickle and zip errors have no common base
+        raise DragKitModelError(f"'{path.name}' cannot be read as a checkpoint ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else 'no detail'}); it may be truncated "
+                                "or not a model file: download or convert it again.") from None
+    if not isinstance(checkpoint, dict):
+        raise DragKitModelError(f"'{path.name}' holds no state dict; convert it to .safetensors.")
+    return checkpoint.get("state_dict", checkpoint)
 
 
 def load_single_file(

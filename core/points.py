@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import torch
 
 from .errors import DragKitInputError
+from .limits import MAX_PAIRS, check_image_side, check_limit
 
 Point = tuple[float, float]
 
@@ -42,6 +43,9 @@ class DragPoints:
             raise DragKitInputError(
                 "No drag pairs: click a handle point, then its target, in the Point Picker (or give at least one pair)."
             )
+        check_limit(len(self.handles), MAX_PAIRS, "DRAGKIT_MAX_PAIRS", "the number of drag pairs",
+                    "drag fewer points at once")
+        check_image_side(width, height, "image_size")
         if len(self.handles) != len(self.targets):
             raise DragKitInputError(f"{len(self.handles)} handles but {len(self.targets)} targets; every handle needs a target.")
         for index, (handle, target) in enumerate(zip(self.handles, self.targets), start=1):
@@ -82,6 +86,9 @@ class DragPoints:
             raise DragKitInputError(
                 'points JSON must be {"image_size": [w, h], "pairs": [{"handle": [x, y], "target": [x, y]}, ...]}.'
             )
+        if not isinstance(data["pairs"], list):
+            raise DragKitInputError(f'`pairs` must be a list of {{"handle": [x, y], "target": [x, y]}}, got '
+                                    f'{data["pairs"]!r}; give at least one pair.')
         pairs = []
         for index, pair in enumerate(data["pairs"], start=1):
             if not isinstance(pair, dict) or "handle" not in pair or "target" not in pair:

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from .attention import ReferenceAttention, ReferenceAttentionConfig, attention_edit, self_attention_layers
+from .errors import check_stage_finite
 from .inversion import Inversion
 from .model import DragModel
 
@@ -71,6 +72,8 @@ def reference_sample(
                 # The edited branch's predicted x0 (its first image), for live previews.
                 estimate = output.pred_original_sample[len(x) - batch:][:1].float()
                 callback(step + 1, len(timesteps), {"timestep": t, "estimate": estimate})
+    check_stage_finite(x, "DDIM sampling", "the edited latent it started from probably diverged (lower the drag's "
+                       "learning_rate) or the UNet overflowed in fp16")
     if reference.enabled:
         return x[batch:], x[:batch]
     return x, None

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..core.files import confined_path
 from ..core.overlay import to_pil
 from ..core.preview import MAX_PREVIEW_SIDE
 
@@ -174,11 +175,12 @@ def model_path(kind: str, name: str) -> str | None:
         return None
     if kind == "diffusers":
         for root in folder_paths.get_folder_paths("diffusers"):
-            candidate = os.path.join(root, name)
-            if os.path.isdir(candidate):
-                return candidate
+            # Reading a model the user put there: a symlink to another drive is fine, '..' is not.
+            candidate = confined_path(root, name, "model_name", follow_links=False)
+            if candidate.is_dir():
+                return str(candidate)
         return None
-    return folder_paths.get_full_path(kind, name)
+    return folder_paths.get_full_path(kind, name)  # ComfyUI's own lookup, confined the same way
 
 
 def folder_hint(kind: str) -> str:

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from ..core.errors import DragKitInputError, DragKitModelError
+from ..core.limits import check_image_side
 from ..core.overlay import from_pil
 from . import comfy
 from .convert import latent_in, latent_out
@@ -32,6 +33,7 @@ def image_in(image, name: str = "image") -> torch.Tensor:
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] < 3:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise DragKitInputError(f"`{name}` must be an IMAGE (B, H, W, C) with 3 or 4 channels, got {shape}.")
+    check_image_side(image.shape[2], image.shape[1], name)
     return comfy.plain_tensor(image)[..., :3].permute(0, 3, 1, 2).float()
 
 

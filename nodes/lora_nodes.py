@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from ..core.errors import DragKitInputError, DragKitModelError
-from ..core.lora import DRAGDIFFUSION_LORA, LORA_PRESETS, load_lora, preset_config, save_lora, train_lora
+from ..core.files import checked_file
+from ..core.lora import (
+    DRAGDIFFUSION_LORA, LORA_PRESETS, check_save_target, load_lora, lora_save_path, preset_config, save_lora, train_lora,
+)
 from . import comfy
 from .convert import conditioning_embeds, latent_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
@@ -60,13 +62,18 @@ class DragKitLoraTrainer:
         if steps:
             config = dataclasses.replace(config, steps=steps)
         samples = latent_in(drag_model, latent)
-        with comfy.progress(config.steps, "LoRA") as callback:
-            trained = train_lora(drag_model, samples, conditioning_embeds(conditioning), config, callback=callback)
-        if save_name.strip():
+        embeds = conditioning_embeds(conditioning)
+        target = None
+        if save_name.strip():  # checked before training, so a bad name never costs a run
             folder = comfy.loras_folder()
             if folder is None:
                 raise DragKitInputError("saving needs ComfyUI's models/loras folder; leave save_name empty here.")
-            save_lora(trained, os.path.join(folder, save_name.strip()), {"preset": preset}, overwrite)
+            target = lora_save_path(folder, save_name)
+            check_save_target(drag_model, samples, embeds, config, target, overwrite)
+        with comfy.progress(config.steps, "LoRA") as callback:
+            trained = train_lora(drag_model, samples, embeds, config, callback=callback)
+        if target is not None:
+            save_lora(trained, target, {"preset": preset}, overwrite)
         return (trained,)
 
 
@@ -92,7 +99,9 @@ class DragKitLoraLoader:
 
     @comfy.with_grad
     def load(self, drag_model, lora_name, path=""):
-        full = path.strip() or comfy.model_path("loras", lora_name)
+        if path.strip():
+            return (load_lora(drag_model, checked_file(path, "path", (".safetensors",))),)
+        full = comfy.model_path("loras", lora_name)
         if not full:
             raise DragKitModelError(f"'{lora_name}' is not in {comfy.folder_hint('loras')}; put it there or give a path.")
         return (load_lora(drag_model, full),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.editor_state import EMPTY_STATE, EditorState
 from ..core.errors import DragKitInputError
+from ..core.limits import check_image_side
 from ..core.overlay import draw_drag_overlay, to_pil
 from ..core.regions import RegionConfig, feature_region
 from . import comfy
@@ -50,6 +51,7 @@ class DragKitPointPicker:
         if image.ndim != 4 or image.shape[-1] < 3:
             raise DragKitInputError(f"`image` must be an IMAGE (B, H, W, C), got shape {tuple(image.shape)}.")
         height, width = image.shape[1:3]
+        check_image_side(width, height)
         state = EditorState.from_json(editor_state)
         base = mask_or_none(mask)
         if base is not None and tuple(base.shape) != (height, width):

@@ -131,3 +131,33 @@ def test_feature_region_node(tiny_model, latent):
     (mask,) = DragKitFeatureRegion().region(tiny_model, {"samples": latent / tiny_model.latent_scale}, points,
                                             261, 0.8, 1, 2, 1, 0)
     assert mask.shape == (1, 128, 128) and mask[0, 64, 64] == 1
+
+
+def _brute_force_strokes(strokes, image_size):
+    """Every pixel against every segment of every stroke: the definition the fast painter must match."""
+    width, height = image_size
+    ys = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
+    xs = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
+    mask = torch.zeros(height, width)
+    for stroke in strokes:
+        path = torch.tensor(stroke["points"], dtype=torch.float32).reshape(-1, 2)
+        inside = torch.zeros(height, width, dtype=torch.bool)
+        for (x0, y0), (x1, y1) in zip(path.tolist(), torch.cat([path[1:], path[-1:]]).tolist()):
+            dx, dy = x1 - x0, y1 - y0
+            u = (((xs - x0) * dx + (ys - y0) * dy) / (dx * dx + dy * dy)).clamp(0, 1) if dx or dy else torch.zeros(1, 1)
+            inside |= (xs - (x0 + u * dx)) ** 2 + (ys - (y0 + u * dy)) ** 2 <= stroke["radius"] ** 2
+        mask[inside] = 1.0 if stroke["mode"] == "paint" else 0.0
+    return mask
+
+
+def test_windowed_stroke_painting_equals_the_pixelwise_definition():
+    generator = torch.Generator().manual_seed(0)
+    strokes = []
+    for index in range(40):  # radii from sub-pixel to large, points partly outside the image, erasing too
+        count = int(torch.randint(1, 9, (1,), generator=generator))
+        points = torch.rand(count, 2, generator=generator) * torch.tensor([100.0, 80.0]) - 10
+        strokes.append({"mode": "erase" if index % 3 == 2 else "paint",
+                        "radius": float(torch.rand(1, generator=generator) * 14 + 0.3), "points": points.tolist()})
+    painted = rasterize_strokes(strokes, (80, 60))
+    assert 0 < painted.sum() < painted.numel()
+    assert torch.equal(painted, _brute_force_strokes(strokes, (80, 60)))

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import MemoryBankAttention, attention_edit, decoder_self_attention_layers
-from ..errors import DragKitInputError, check_range
+from ..errors import DragKitInputError, check_range, check_stage_finite
 from ..guidance import DRAG_GUIDANCE, MOVE_GUIDANCE, EditGeometry, GuidanceConfig, guidance, warp
 from ..image_prompt import ImagePrompt, image_prompt
 from ..inversion import Inversion
@@ -220,4 +220,5 @@ def regional_sde_sample(
             latent = previous.detach()
             if callback is not None:
                 callback(i + 1, len(timesteps), info)
+    check_stage_finite(latent, "the regional SDE sampling", "lower energy_scale (2000) or the guidance weights")
     return latent

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import DragKitInputError
+from ..errors import DragKitInputError, check_stage_finite
 from ..features import DRAGDIFFUSION_FEATURE_LAYERS, unet_features
 from ..inversion import Inversion
 from ..masks import as_mask, is_empty, resize_mask
@@ -326,4 +326,5 @@ def drag_latent(
             features, _ = unet_features(model, z, problem.t, embeds, config.feature_layers, size=problem.grid)
             handles = track_points(features, problem.vectors, handles, config.track_radius)
         distances.append(float(remaining_distance(handles, problem).mean()))
+    check_stage_finite(z, "the drag optimisation", "lower learning_rate (DragDiffusion: 0.01) or lam")
     return DragResult(z.detach(), problem.points.from_grid(handles, problem.grid), steps, distances)

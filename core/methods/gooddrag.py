@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 
 from ..attention import ReferenceAttention, ReferenceAttentionConfig, attention_edit, self_attention_layers
-from ..errors import DragKitInputError
+from ..errors import DragKitInputError, check_stage_finite
 from ..inversion import Inversion
 from ..model import DragModel
 from ..points import DragPoints
@@ -189,4 +189,5 @@ def aldd_sample(
                          {"timestep": t, "estimate": output.pred_original_sample[1:].float()})
     if handles is not None:
         final_points = final_points.from_grid(handles, problem.grid)
+    check_stage_finite(edited, "AlDD sampling", "lower learning_rate (GoodDrag: 0.02) or lam")
     return AlDDResult(edited, source, final_points, rounds_run, distances, stopped)

@@ -1,0 +1,206 @@
+"""The LoRA adapters of a shared UNet: which one runs, switched only when it changes, and how many stay.
+
+Every DragKit bundle over one UNet shares its peft adapters (one per trained or loaded LoRA). Two
+costs would grow with a long session if left to peft's defaults:
+
+- **Switching.** ``unet.set_adapter`` / ``enable_adapters`` walk every module of the UNet (some
+  1,500 on SD1.5) and flip ``requires_grad`` on every LoRA weight. Here the LoRA layers are listed
+  once per set of adapters and the state is changed only when a bundle asks for another one, so a
+  stage of many UNet calls with one bundle switches at most once.
+- **Memory.** Every adapter stays in the UNet until deleted. Here at most
+  :func:`max_loaded_adapters` stay (least recently used evicted first: ``DRAGKIT_MAX_LORAS``, or
+  :func:`set_max_loaded_adapters`); a bundle whose adapter was evicted puts it back from its own CPU
+  copy when it runs next (see :class:`AdapterWeights`), so ComfyUI's cached outputs stay usable.
+
+Adapter weights never require grad outside training (peft's ``set_adapter`` would make the active
+one trainable, so every drag step would also compute LoRA gradients).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import warnings
+import weakref
+
+import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
+
+from .errors import DragKitInputError
+
+logger = logging.getLogger(__name__)
+
+MAX_LORAS_ENV = "DRAGKIT_MAX_LORAS"
+# Adapters kept in a UNet at once. An SD1.5 rank-16 LoRA on q, k, v, out is 3.2 M float32 weights
+# (12 MiB); four cover a graph that compares a few LoRAs without re-adding any.
+DEFAULT_MAX_LOADED_ADAPTERS = 4
+
+
+def _env_limit() -> int:
+    value = os.environ.get(MAX_LORAS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_LOADED_ADAPTERS
+    if not value.isdigit() or int(value) < 1:
+        logger.warning("%s=%r is not a whole number >= 1; keeping %d LoRAs", MAX_LORAS_ENV, value,
+                       DEFAULT_MAX_LOADED_ADAPTERS)
+        return DEFAULT_MAX_LOADED_ADAPTERS
+    return int(value)
+
+
+_limit = {"adapters": _env_limit()}
+
+
+def max_loaded_adapters() -> int:
+    """How many LoRA adapters a UNet keeps at most (``DRAGKIT_MAX_LORAS``, default 4)."""
+    return _limit["adapters"]
+
+
+def set_max_loaded_adapters(count: int) -> None:
+    """Keep at most ``count`` adapters per UNet from now on (the next adapter added evicts the surplus)."""
+    if not isinstance(count, int) or count < 1:
+        raise DragKitInputError(f"the LoRA cache size must be a whole number >= 1, got {count!r}.")
+    _limit["adapters"] = count
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AdapterWeights:
+    """A CPU copy of one adapter, enough to add it back after eviction.
+
+    Attributes:
+        name: the adapter's name in the UNet.
+        config: its ``peft.LoraConfig``.
+        state: peft state dict (``<module>.lora_A.weight`` ...) as float32 CPU tensors.
+    """
+
+    name: str
+    config: object
+    state: dict
+
+
+@dataclasses.dataclass
+class _UNetAdapters:
+    layers: tuple[BaseTunerLayer, ...] | None = None  # None: list again on next use
+    current: tuple[str | None, bool] | None = None  # (adapter, trainable) last applied; None: unknown
+    used: collections.OrderedDict = dataclasses.field(default_factory=collections.OrderedDict)  # LRU order
+    modules_touched: int = 0  # LoRA layers switched so far (tests count work with it, not time)
+
+
+_state: "weakref.WeakKeyDictionary[torch.nn.Module, _UNetAdapters]" = weakref.WeakKeyDictionary()
+
+
+def _of(unet) -> _UNetAdapters:
+    if unet not in _state:
+        _state[unet] = _UNetAdapters()
+    return _state[unet]
+
+
+def loaded_adapters(unet) -> list[str]:
+    """Names of the adapters in ``unet``, least recently used first."""
+    names = list(getattr(unet, "peft_config", None) or {})
+    order = list(_of(unet).used)
+    return [n for n in order if n in names] + [n for n in names if n not in order]
+
+
+def modules_touched(unet) -> int:
+    """How many LoRA layers adapter switching has changed in ``unet`` so far."""
+    return _of(unet).modules_touched
+
+
+def changed(unet) -> None:
+    """Call after adding or deleting an adapter: relist the layers, freeze every adapter weight."""
+    state = _of(unet)
+    state.layers, state.current = None, None
+    for name, parameter in unet.named_parameters():
+        if "lora_" in name:
+            parameter.requires_grad_(False)
+    for name in list(state.used):
+        if name not in (getattr(unet, "peft_config", None) or {}):
+            del state.used[name]
+
+
+def activate(unet, adapter: str | None, trainable: bool = False) -> None:
+    """Make ``unet`` run with ``adapter`` (``None``: no adapter); a no-op when it already does.
+
+    ``trainable`` makes the adapter's weights require grad (LoRA training only).
+    """
+    state = _of(unet)
+    if adapter is not None:
+        state.used[adapter] = None
+        state.used.move_to_end(adapter)
+    if state.current == (adapter, trainable):
+        return
+    if state.layers is None:
+        state.layers = tuple(m for m in unet.modules() if isinstance(m, BaseTunerLayer))
+    for layer in state.layers:
+        if adapter is None:
+            layer.enable_adapters(False)  # also stops grads on every adapter
+        else:
+            layer.enable_adapters(True)
+            layer.set_adapter(adapter, inference_mode=not trainable)
+    state.modules_touched += len(state.layers)
+    state.current = (adapter, trainable)
+
+
+def make_room(unet, keep: tuple[str, ...] = ()) -> list[str]:
+    """Before adding an adapter: delete the least recently used until one more fits; returns their names."""
+    evicted = []
+    while True:
+        names = [n for n in loaded_adapters(unet) if n not in keep]
+        if len(loaded_adapters(unet)) < max_loaded_adapters() or not names:
+            break
+        oldest = names[0]
+        unet.delete_adapters(oldest)
+        evicted.append(oldest)
+        changed(unet)
+        logger.info("evicted LoRA adapter %s (keeping at most %d)", oldest, max_loaded_adapters())
+    return evicted
+
+
+def snapshot(unet, name: str) -> AdapterWeights:
+    """A CPU copy of adapter ``name`` of ``unet``, for :func:`restore_adapter`."""
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(unet, adapter_name=name)
+    return AdapterWeights(name, unet.peft_config[name],
+                          {key: value.detach().float().cpu().clone() for key, value in state.items()})
+
+
+def add_adapter(unet, name: str, config) -> None:
+    """``unet.add_adapter`` after making room for it under :func:`max_loaded_adapters`.
+
+    peft draws the initial weights from torch's global generators; their state is put back after,
+    so adding an adapter never changes what a later unseeded draw gives.
+    """
+    make_room(unet)
+    device = next(unet.parameters()).device
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*multiple adapters.*")  # one per image is the design
+            unet.add_adapter(config, adapter_name=name)
+    finally:
+        changed(unet)
+    _of(unet).used[name] = None
+
+
+def delete_adapter(unet, name: str) -> None:
+    """Remove adapter ``name`` (a failed or cancelled one) and freeze what is left."""
+    if name in (getattr(unet, "peft_config", None) or {}):
+        unet.delete_adapters(name)
+    changed(unet)
+
+
+def restore_adapter(unet, weights: AdapterWeights) -> None:
+    """Put an evicted adapter back from its CPU copy (evicting the least recently used if needed)."""
+    from peft import set_peft_model_state_dict
+
+    add_adapter(unet, weights.name, weights.config)
+    device = next(unet.parameters()).device
+    set_peft_model_state_dict(unet, {k: v.to(device) for k, v in weights.state.items()}, adapter_name=weights.name)
+    for parameter_name, parameter in unet.named_parameters():
+        if f".{weights.name}." in parameter_name:
+            parameter.data = parameter.data.float()
+    changed(unet)
+    logger.info("put back evicted LoRA adapter %s", weights.name)

@@ -193,7 +193,7 @@ CASES = {
     # --- LoRA save names: all refused before training, nothing written
     "save_name parent escape": (train("../checkpoints/sd15"), r"`save_name`.*'\.\.' and absolute paths are not"),
     "save_name double parent": (train("../../x"), r"`save_name`.*inside"),
-    "save_name absolute": (train("/tmp/dragkit_escape"), r"`save_name`.*absolute"),
+    "save_name absolute": (train("/var/dragkit_escape"), r"`save_name`.*absolute"),
     "save_name dot": (train("."), r"`save_name`.*(outside|folder)"),
     "save_name inner parent": (train("real_sub/../../x"), r"`save_name`.*'\.\.'"),
     "save_name home": (train("~/x"), r"`save_name`"),
@@ -273,7 +273,7 @@ def test_bad_input_gives_a_clear_error_and_changes_nothing(case, env):
         call()
     assert _files(env.root) == files, "a file appeared, vanished or changed"
     assert _model_state(env.model) == state, "the model changed"
-    assert not (Path("/tmp") / "dragkit_escape.safetensors").exists()
+    assert not Path("/var/dragkit_escape.safetensors").exists()
 
 
 def test_the_catalogue_is_large_enough():

@@ -119,8 +119,9 @@ def _current_rss_mb() -> float:
 def session(images: int = 20, lora_steps: int = 10, calls: int = 20, device: str | None = None) -> list[dict]:
     """A long ComfyUI session in one process: ``images`` LoRAs trained in a row on the embedded toy model.
 
-    After each image, the median seconds of one base UNet call and one call with that image's LoRA
-    (``calls`` each, after one warm-up), the adapters held, their weights and the process memory.
+    After each image, the median milliseconds of one base UNet call and one call with that image's
+    LoRA (``calls`` each, after one warm-up), a 10-step inversion with the base model, the adapters
+    held, their weights and the process memory.
     """
     from .core import adapters
     from .core.model import load_toy_model
@@ -141,6 +142,8 @@ def session(images: int = 20, lora_steps: int = 10, calls: int = 20, device: str
                     seconds, _ = _timed(lambda: bundle.predict_noise(latent, 500, embeds), device)
                     times.append(seconds)
             row[f"{label}_call_ms"] = 1000 * sorted(times[1:])[len(times[1:]) // 2]
+        seconds, _ = _timed(lambda: ddim_invert(model, latent, num_steps=10, strength=1.0), device)
+        row["base_inversion_10_steps_ms"] = 1000 * seconds  # the filed symptom: 298 ms fresh, 766 ms after 20
         loaded = adapters.loaded_adapters(model.unet)
         row["adapters_loaded"] = len(loaded)
         row["adapter_weights_mib"] = sum(p.numel() * p.element_size() for n, p in model.unet.named_parameters()

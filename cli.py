@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = speed_bench.session(device=args.device)
         speed_bench.print_table({f"image {r['image']}": r for r in rows},
-                                ["base_call_ms", "lora_call_ms", "adapters_loaded", "adapter_weights_mib", "rss_mib"])
+                                ["base_call_ms", "lora_call_ms", "base_inversion_10_steps_ms",
+                                 "adapters_loaded", "adapter_weights_mib", "rss_mib"])
         speed_bench.write_json(args.json, {"session": rows})
         return 0
     from .toybench import run_bench

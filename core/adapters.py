@@ -66,17 +66,21 @@ def set_max_loaded_adapters(count: int) -> None:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class AdapterWeights:
-    """A CPU copy of one adapter, enough to add it back after eviction.
+    """A CPU copy of one adapter and what it was made from, enough to add it back after eviction.
 
     Attributes:
         name: the adapter's name in the UNet.
         config: its ``peft.LoraConfig``.
         state: peft state dict (``<module>.lora_A.weight`` ...) as float32 CPU tensors.
+        key: a hash of everything that decided the weights (two adapters with one key are the same).
+        metadata: what the LoRA file records (training settings, hashes, source file).
     """
 
     name: str
     config: object
     state: dict
+    key: str = ""
+    metadata: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -85,6 +89,7 @@ class _UNetAdapters:
     current: tuple[str | None, bool] | None = None  # (adapter, trainable) last applied; None: unknown
     used: collections.OrderedDict = dataclasses.field(default_factory=collections.OrderedDict)  # LRU order
     modules_touched: int = 0  # LoRA layers switched so far (tests count work with it, not time)
+    weights: dict = dataclasses.field(default_factory=dict)  # loaded adapter name -> its AdapterWeights
 
 
 _state: "weakref.WeakKeyDictionary[torch.nn.Module, _UNetAdapters]" = weakref.WeakKeyDictionary()
@@ -115,9 +120,37 @@ def changed(unet) -> None:
     for name, parameter in unet.named_parameters():
         if "lora_" in name:
             parameter.requires_grad_(False)
-    for name in list(state.used):
-        if name not in (getattr(unet, "peft_config", None) or {}):
-            del state.used[name]
+    loaded = getattr(unet, "peft_config", None) or {}
+    for name in [n for n in state.used if n not in loaded]:
+        del state.used[name]
+    for name in [n for n in state.weights if n not in loaded]:
+        del state.weights[name]
+
+
+def register(unet, weights: AdapterWeights) -> None:
+    """Record what the loaded adapter ``weights.name`` of ``unet`` is (see :func:`registered`)."""
+    _of(unet).weights[weights.name] = weights
+
+
+def registered(unet, name: str) -> AdapterWeights | None:
+    """What the loaded adapter ``name`` was made from, or ``None`` (not loaded, or not DragKit's)."""
+    return _of(unet).weights.get(name)
+
+
+def ensure_loaded(unet, name: str, weights: AdapterWeights | None) -> None:
+    """Make sure adapter ``name`` in ``unet`` holds ``weights``: put it back if it was evicted, or if the
+    name now holds another LoRA (a reused name); without ``weights`` it must simply be loaded."""
+    loaded = getattr(unet, "peft_config", None) or {}
+    if weights is None:
+        if name not in loaded:
+            raise DragKitInputError(f"Adapter `{name}` is not loaded in this model; run the LoRA node again.")
+        return
+    current = registered(unet, name)
+    if name in loaded and current is not None and current.key == weights.key:
+        return
+    if name in loaded:
+        delete_adapter(unet, name)
+    restore_adapter(unet, weights)
 
 
 def activate(unet, adapter: str | None, trainable: bool = False) -> None:
@@ -158,13 +191,15 @@ def make_room(unet, keep: tuple[str, ...] = ()) -> list[str]:
     return evicted
 
 
-def snapshot(unet, name: str) -> AdapterWeights:
-    """A CPU copy of adapter ``name`` of ``unet``, for :func:`restore_adapter`."""
+def snapshot(unet, name: str, key: str, metadata: dict) -> AdapterWeights:
+    """A CPU copy of adapter ``name`` of ``unet`` (for :func:`restore_adapter`), registered as what it is."""
     from peft import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(unet, adapter_name=name)
-    return AdapterWeights(name, unet.peft_config[name],
-                          {key: value.detach().float().cpu().clone() for key, value in state.items()})
+    weights = AdapterWeights(name, unet.peft_config[name],
+                             {k: v.detach().float().cpu().clone() for k, v in state.items()}, key, metadata)
+    register(unet, weights)
+    return weights
 
 
 def add_adapter(unet, name: str, config) -> None:
@@ -203,4 +238,5 @@ def restore_adapter(unet, weights: AdapterWeights) -> None:
         if f".{weights.name}." in parameter_name:
             parameter.data = parameter.data.float()
     changed(unet)
+    register(unet, weights)
     logger.info("put back evicted LoRA adapter %s", weights.name)

@@ -15,8 +15,6 @@ from typing import Any
 
 import torch
 
-import math
-
 from .errors import DragKitInputError
 from .limits import MAX_PAIRS, MAX_STROKE_POINTS, MAX_STROKES, check_image_side, check_limit
 from .masks import rasterize_strokes
@@ -97,11 +95,21 @@ class EditorState:
 STROKE_FORMAT = '{"mode": "paint" | "erase", "radius": r > 0, "points": [[x, y], ...]}'
 
 
+# Largest |coordinate| a state may hold, in image pixels: far outside any image, yet small enough that
+# float32 arithmetic on it stays exact to a pixel and nothing overflows.
+MAX_COORDINATE = 1e6
+
+
+def _number(value: Any) -> bool:
+    """A real number within +-MAX_COORDINATE (JSON's huge integers and NaN are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and -MAX_COORDINATE <= value <= MAX_COORDINATE
+
+
 def _xy(value: Any, name: str) -> tuple[float, float]:
-    """A finite ``[x, y]`` pair of numbers."""
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
-        raise DragKitInputError(f"{name} must be [x, y] with two finite numbers, got {value!r}; clear and redo it.")
+    """A finite ``[x, y]`` pair of numbers within :data:`MAX_COORDINATE`."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_number(v) for v in value):
+        raise DragKitInputError(f"{name} must be [x, y], two numbers within +-{MAX_COORDINATE:g}, got "
+                                f"{str(value)[:80]}; clear and redo it.")
     return float(value[0]), float(value[1])
 
 
@@ -109,8 +117,7 @@ def _image_size(value: Any) -> tuple[int, int] | None:
     if value is None:
         return None
     if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1 and float(v).is_integer()
-                       for v in value)):
+            or not all(_number(v) and v >= 1 and float(v).is_integer() for v in value)):
         raise DragKitInputError(f"the Point Picker's `image_size` must be [w, h], two whole numbers >= 1, got {value!r}; "
                                 "run the graph once so the editor sees the image, or clear the state.")
     width, height = int(value[0]), int(value[1])
@@ -132,8 +139,8 @@ def _strokes(raw: Any) -> list[dict]:
         if not isinstance(stroke, dict):
             raise DragKitInputError(f"mask stroke {index} must be {STROKE_FORMAT}, got {stroke!r}.")
         mode, radius, points = stroke.get("mode"), stroke.get("radius"), stroke.get("points")
-        if (mode not in ("paint", "erase") or not isinstance(radius, (int, float)) or isinstance(radius, bool)
-                or not math.isfinite(radius) or radius <= 0 or not isinstance(points, list) or not points):
+        if (mode not in ("paint", "erase") or not _number(radius) or radius <= 0
+                or not isinstance(points, list) or not points):
             raise DragKitInputError(f"mask stroke {index} must be {STROKE_FORMAT}.")
         strokes.append({"mode": mode, "radius": float(radius),
                         "points": [list(_xy(p, f"mask stroke {index} point {i}")) for i, p in enumerate(points, 1)]})

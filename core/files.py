@@ -15,7 +15,7 @@ import contextlib
 import os
 import re
 import uuid
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from .errors import DragKitInputError, DragKitModelError
 
@@ -54,10 +54,11 @@ def confined_path(folder: str | Path, name: str, input_name: str, suffix: str = 
     """
     name = _check_text(name, input_name, example)
     parts = re.split(r"[\\/]", name)  # both separators, whatever this system uses
-    if Path(name).is_absolute() or name.startswith("~") or any(part in ("", ".", "..") for part in parts):
+    rooted = Path(name).is_absolute() or bool(PureWindowsPath(name).anchor)  # '/x', 'C:x', '\\\\server\\x'
+    if rooted or parts[0] == "~" or any(part in ("", ".", "..") for part in parts):
         raise DragKitInputError(f"`{input_name}` must be a name inside '{folder}', got {name!r}; e.g. {example!r} "
                                 f"(a sub-folder like 'dragkit/{example}' is fine, '..' and absolute paths are not).")
-    if suffix and not name.endswith(suffix):
+    if suffix and not name.lower().endswith(suffix):
         name += suffix
     for part in Path(name).parts:
         if len(part.encode()) > MAX_NAME_BYTES:

@@ -125,8 +125,6 @@ def preset_config(preset: str, seed: int = 0, gradient_checkpointing: bool = Fal
 
 # ------------------------------------------------------------------------------------ names
 _fingerprints: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
-# What each adapter DragKit added was made from: {unet: {adapter name: {"key": ..., "metadata": {...}}}}.
-_adapters: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 def model_fingerprint(model: DragModel) -> str:
@@ -169,7 +167,8 @@ def _reuse(model: DragModel, name: str, key: str) -> bool:
         raise DragKitInputError(f"`adapter_name` must be letters, digits and '_', got {name!r}.")
     if name not in _loaded(model.unet):
         return False
-    if _adapters.get(model.unet, {}).get(name, {}).get("key") == key:
+    record = adapters.registered(model.unet, name)
+    if record is not None and record.key == key:
         return True
     raise DragKitInputError(f"`adapter_name` {name!r} is already used by another LoRA in the model `{model.name}`; "
                             "choose another name or leave it empty.")
@@ -182,16 +181,11 @@ def _check_base(model: DragModel) -> None:
 
 
 def _register(model: DragModel, name: str, key: str, metadata: dict) -> DragModel:
-    registry = _adapters.setdefault(model.unet, {})
-    for evicted in [n for n in registry if n not in _loaded(model.unet)]:  # the bounded cache dropped them
-        del registry[evicted]
-    weights = adapters.snapshot(model.unet, name)
-    registry[name] = {"key": key, "metadata": metadata, "weights": weights}
-    return model.with_adapter(name, weights)
+    return model.with_adapter(name, adapters.snapshot(model.unet, name, key, metadata))
 
 
 def _existing(model: DragModel, name: str) -> DragModel:
-    return model.with_adapter(name, _adapters[model.unet][name]["weights"])
+    return model.with_adapter(name, adapters.registered(model.unet, name))
 
 
 def _add_adapter(unet, name: str, config: LoraConfig) -> list[torch.nn.Parameter]:
@@ -379,22 +373,24 @@ def save_lora(model: DragModel, path: str | Path, metadata: dict | None = None, 
         DragKitInputError: no adapter, the file exists (and is another LoRA) without ``overwrite``,
             or the folder cannot be written. Nothing is written then.
     """
-    if model.adapter is None or model.adapter not in _loaded(model.unet):
+    if model.adapter is None:
         raise DragKitInputError("this model has no trained LoRA to save; connect the LoRA Trainer's output.")
     path = Path(path)
-    if path.suffix != ".safetensors":
+    if path.suffix.lower() != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
-    record = _adapters.get(model.unet, {}).get(model.adapter, {})
+    record = model.adapter_weights or adapters.registered(model.unet, model.adapter)
+    key = record.key if record is not None else model.adapter
     if path.exists() and not overwrite:
-        if record and _file_metadata(path).get("dragkit_key") == record["key"]:
+        if _file_metadata(path).get("dragkit_key") == key:
             logger.info("'%s' already holds this LoRA; not writing it again", path)
             return path
         raise DragKitInputError(f"'{path}' already exists; choose another save name or turn on overwrite.")
     check_writable_target(path, "save_name", overwrite=True)
-    tensors = kohya_state_dict(model)
-    info = {**record.get("metadata", {}), "rank": model.unet.peft_config[model.adapter].r,
-            "alpha": model.unet.peft_config[model.adapter].lora_alpha, **(metadata or {}),
-            "format": "kohya", "dragkit_adapter": model.adapter, "dragkit_key": record.get("key", model.adapter),
+    with model.active():  # puts the adapter back if the cache evicted it
+        tensors = kohya_state_dict(model)
+        config = model.unet.peft_config[model.adapter]
+    info = {**(record.metadata if record is not None else {}), "rank": config.r, "alpha": config.lora_alpha,
+            **(metadata or {}), "format": "kohya", "dragkit_adapter": model.adapter, "dragkit_key": key,
             "dragkit_version": dragkit_version()}
     info = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in info.items()}
     return atomic_write(path, safetensors_bytes(tensors, metadata=info), "save_name")

@@ -32,7 +32,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders import single_file_utils
 from safetensors.torch import load_file
 
-from .adapters import AdapterWeights, activate, restore_adapter
+from .adapters import AdapterWeights, activate, ensure_loaded
 from .errors import DragKitInputError, DragKitModelError, check_finite, check_shape
 from .limits import check_image_side, check_latent_side
 from .schedule import SD15_DDIM_CONFIG, make_ddim
@@ -132,8 +132,8 @@ class DragModel:
     def check_latent(self, latent: torch.Tensor, name: str = "latent") -> None:
         """A latent must be (B, C, h, w) with the UNet's channel count and finite values."""
         check_shape(latent, "B C H W", name)
-        if latent.shape[0] == 0:
-            raise DragKitInputError(f"`{name}` holds no image (batch 0); connect the encoded image.")
+        if 0 in latent.shape:
+            raise DragKitInputError(f"`{name}` is empty (shape {tuple(latent.shape)}); connect the encoded image.")
         check_latent_side(latent.shape[-1], latent.shape[-2], name)
         if latent.shape[1] != self.latent_channels:
             raise DragKitInputError(
@@ -182,12 +182,9 @@ class DragModel:
         so a stage of many calls costs one switch at most. An adapter the bounded cache evicted is
         put back from the bundle's own copy. ``trainable``: the adapter's weights require grad.
         """
-        loaded = getattr(self.unet, "peft_config", None) or {}
-        if self.adapter is not None and self.adapter not in loaded:
-            if self.adapter_weights is None:
-                raise DragKitInputError(f"Adapter `{self.adapter}` is not loaded in the model `{self.name}`.")
-            restore_adapter(self.unet, self.adapter_weights)
-        if loaded or self.adapter is not None:
+        if self.adapter is not None:
+            ensure_loaded(self.unet, self.adapter, self.adapter_weights)
+        if getattr(self.unet, "peft_config", None) or self.adapter is not None:
             activate(self.unet, self.adapter, trainable)
         yield self.unet
 

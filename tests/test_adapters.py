@@ -106,3 +106,32 @@ def test_adapter_weights_never_require_grad_outside_training(limit):
 def test_the_limit_is_checked():
     with pytest.raises(ValueError, match="whole number >= 1"):
         adapters.set_max_loaded_adapters(0)
+
+
+def test_a_reused_adapter_name_never_runs_another_loras_weights(limit):
+    limit(1)
+    model = make_tiny_model()
+    latent = smooth_latent()
+    config = LoraTrainingConfig(steps=2, rank=2, learning_rate=1e-2)
+    first = train_lora(model, smooth_latent(0), None, config, adapter_name="foo")
+    expected = _noise(first, latent)
+    _train(model, 1)  # evicts "foo"
+    other = train_lora(model, smooth_latent(2), None, config, adapter_name="foo")  # another LoRA, same name
+    assert not torch.allclose(_noise(other, latent), expected)
+    torch.testing.assert_close(_noise(first, latent), expected, rtol=0, atol=0)
+    torch.testing.assert_close(_noise(other, latent), _noise(other, latent), rtol=0, atol=0)
+
+
+def test_a_restored_adapter_is_found_again_and_can_be_saved(limit, tmp_path):
+    from dragkit.core.lora import save_lora
+
+    limit(1)
+    model = make_tiny_model()
+    first = _train(model, 0)
+    _train(model, 1)
+    _noise(first, smooth_latent())  # puts it back
+    again = _train(model, 0)  # the same inputs: found, not trained and not refused
+    assert again.adapter == first.adapter
+    _train(model, 2)  # evicts it again
+    path = save_lora(first, tmp_path / "first")
+    assert path.is_file() and path.name == "first.safetensors"

@@ -197,6 +197,7 @@ CASES = {
     "save_name dot": (train("."), r"`save_name`.*(outside|folder)"),
     "save_name inner parent": (train("real_sub/../../x"), r"`save_name`.*'\.\.'"),
     "save_name home": (train("~/x"), r"`save_name`"),
+    "save_name drive": (train("C:evil"), r"`save_name`.*absolute"),
     "save_name symlinked sub-folder": (train("linked_sub/x"), r"`save_name`.*outside.*symlink"),
     "save_name symlinked file": (train("linked_file", overwrite=True), r"`save_name`.*outside.*symlink"),
     "save_name NUL": (train("a\x00b"), r"`save_name` contains a NUL"),
@@ -251,13 +252,17 @@ CASES = {
     "picker pairs not a list": (picker(with_state(pairs="abc")), r"`pairs` must be a list"),
     "picker handle not a point": (picker(with_state(pairs=[{"handle": [1], "target": [2, 2]}])), r"pair 1 handle"),
     "picker mask not an object": (picker(with_state(mask=[1])), r"`mask` must be"),
+    "picker huge integer": (picker('{"image_size": [64, 64], "pairs": [{"handle": [1' + "0" * 400 + ', 1], '
+                                   '"target": [2, 2]}]}'), r"pair 1 handle must be \[x, y\], two numbers within"),
+    "picker stroke point beyond float32": (picker(strokes({**STROKE, "points": [[1e39, 1]]})), r"stroke 1 point 1"),
     "picker huge image": (picker(STATE, size=(limits.MAX_IMAGE_SIDE + 8, 8)), r"DRAGKIT_MAX_IMAGE_SIDE"),
     # --- latents
-    "latent batch 0": (invert(torch.zeros(0, 4, 16, 16)), r"batch 0"),
+    "latent batch 0": (invert(torch.zeros(0, 4, 16, 16)), r"`latent` is empty \(shape \(0, 4"),
     "latent huge values": (invert(torch.full((1, 4, 16, 16), 1e6)), r"far beyond a VAE latent"),
     "latent NaN": (invert(torch.full((1, 4, 16, 16), math.nan)), r"NaN or infinite"),
     "latent too large": (invert(torch.zeros(1, 4, limits.MAX_LATENT_SIDE + 1, 8)), r"DRAGKIT_MAX_LATENT_SIDE"),
     "latent wrong channels": (invert(torch.zeros(1, 3, 16, 16)), r"3 channels"),
+    "latent zero height": (invert(torch.zeros(1, 4, 0, 8)), r"`latent` is empty"),
     # --- masks
     "mask all NaN": (drag(mask=torch.full((1, 128, 128), math.nan)), r"`mask` contains NaN"),
     "mask wrong size": (drag(mask=torch.ones(1, 64, 64)), r"`mask` is 64x64 but the image is 128x128"),

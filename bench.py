@@ -22,8 +22,9 @@ from .core.inversion import ddim_invert
 from .core.lora import LoraTrainingConfig, train_lora
 from .core.methods.dragdiffusion import DragConfig, drag_latent
 from .core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
-from .core.methods.diffeditor import diffeditor_config, regional_sde_sample
-from .core.guidance import drag_geometry
+from .core.methods.diffeditor import diffeditor_config
+from .core.methods.diffeditor import edit as guided_edit
+from .core.methods.diffeditor import for_model as guided_for_model
 from .core.model import DragModel, default_dtype
 from .core.points import DragPoints
 from .core.sd15 import SD15_LDM_CONFIG
@@ -97,11 +98,8 @@ def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -
     report["gooddrag_edit_s"] = seconds
 
     full = ddim_invert(model, latent, num_steps=50, strength=1.0)
-    sde = diffeditor_config()
-    sde.guidance.feature_layers = tuple(model.settings.get("guidance_layers", (2, 3)))
-    geometry = drag_geometry(torch.tensor(points.handles), torch.tensor(points.targets), mask,
-                             tuple(latent.shape[-2:]), (size, size), sde.guidance)
-    seconds, _ = _timed(lambda: regional_sde_sample(model, full, geometry, sde), device)
+    sde = guided_for_model(diffeditor_config(), model)
+    seconds, _ = _timed(lambda: guided_edit(model, full, "drag", sde, points, mask), device)
     report["diffeditor_edit_s"] = seconds
     report["peak_memory_mb"] = _peak_memory_mb(device)
     return report

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 
 from .core import scenes
 from .core.attention import ReferenceAttentionConfig
-from .core.guidance import drag_geometry
 from .core.inversion import ddim_invert
-from .core.methods.diffeditor import diffeditor_config, dragondiffusion_config, initial_latent, regional_sde_sample
+from .core.methods.diffeditor import diffeditor_config, dragondiffusion_config
+from .core.methods.diffeditor import edit as guided_edit
+from .core.methods.diffeditor import for_model as guided_for_model
 from .core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent, for_model
 from .core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from .core.metrics import centroid, colour_mask, iou, psnr
@@ -144,14 +145,9 @@ def gooddrag(model: DragModel, case: Case) -> torch.Tensor:
 
 def _guided(make_config) -> Method:
     def run(model: DragModel, case: Case) -> torch.Tensor:
-        config = make_config("drag")
-        config.guidance.feature_layers = tuple(model.settings.get("guidance_layers", config.guidance.feature_layers))
         inversion = ddim_invert(model, _latent(model, case.scene.image), strength=1.0)
-        latent_size = tuple(inversion.source.shape[-2:])
-        geometry = drag_geometry(torch.tensor(case.points.handles), torch.tensor(case.points.targets), case.editable,
-                                 latent_size, case.points.image_size, config.guidance)
-        start = initial_latent(inversion.start, geometry, config.guidance.upsample)
-        return model.decode(regional_sde_sample(model, inversion.with_edit(start), geometry, config))[0]
+        config = guided_for_model(make_config("drag"), model)
+        return model.decode(guided_edit(model, inversion, "drag", config, case.points, case.editable))[0]
 
     return run
 

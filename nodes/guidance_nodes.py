@@ -5,16 +5,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import torch
-
 from ..core.errors import DragKitInputError, DragKitModelError
-from ..core.guidance import GUIDANCE_MODES, drag_geometry, move_geometry
+from ..core.guidance import GUIDANCE_MODES
 from ..core.image_prompt import (
     DIFFEDITOR_IMAGE_PROMPT_SCALE, DIFFEDITOR_IMAGE_PROMPT_STEPS, ImagePrompt, load_image_prompt_adapter,
 )
-from ..core.masks import as_mask, is_empty, rasterize_strokes
-from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config, initial_latent, regional_sde_sample
-from ..core.points import DragPoints
+from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config, edit, for_model
 from ..core.preview import previewer
 from . import comfy
 from .convert import conditioning_embeds, latent_out, points_in
@@ -31,10 +27,8 @@ comfy.register_model_folder("ipadapter")  # models/ipadapter, as IP-Adapter pack
 MODEL_LAYERS = "-1"  # the feature_layers value that means "what the model recommends"
 
 
-def guidance_layers(drag_model, text: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    """The widget's comma-separated layers, or the model's ``guidance_layers`` (else ``default``) for -1."""
-    if text.strip() == MODEL_LAYERS:
-        return tuple(drag_model.settings.get("guidance_layers", default))
+def parse_layers(text: str) -> tuple[int, ...]:
+    """The widget's comma-separated decoder indices, e.g. ``"2,3"`` -> ``(2, 3)``."""
     try:
         layers = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
@@ -43,13 +37,6 @@ def guidance_layers(drag_model, text: str, default: tuple[int, ...]) -> tuple[in
         raise DragKitInputError(f"`feature_layers` must be comma-separated decoder indices like 2,3 (or -1 for the "
                                 f"model's recommendation), got {text!r}.")
     return layers
-
-
-def path_mask(points: DragPoints) -> torch.Tensor:
-    """A default edit region for a drag: a band of 1/8 of the image around each handle -> target path."""
-    radius = max(points.image_size) / 8
-    strokes = [{"mode": "paint", "radius": radius, "points": [list(h), list(t)]} for h, t in zip(points.handles, points.targets)]
-    return rasterize_strokes(strokes, points.image_size)
 
 
 class DragKitRegionalSDESampler:
@@ -121,33 +108,21 @@ class DragKitRegionalSDESampler:
                energy_scale, w_edit, w_content, w_inpaint, feature_layers, seed, points=None, mask=None,
                conditioning=None, image_prompt=None, ipadapter="none",
                image_prompt_scale=DIFFEDITOR_IMAGE_PROMPT_SCALE):
-        config = METHODS[method](mode)
-        layers = guidance_layers(drag_model, feature_layers, config.guidance.feature_layers)
+        config = for_model(METHODS[method](mode), drag_model)
+        if feature_layers.strip() != MODEL_LAYERS:
+            config = dataclasses.replace(config, guidance=dataclasses.replace(
+                config.guidance, feature_layers=parse_layers(feature_layers)))
         config = dataclasses.replace(
             config, sde_eta=sde_eta if method == "DiffEditor" else 0.0, memory_bank=memory_bank, seed=seed,
             time_travel_steps=config.time_travel_steps if time_travel else (),
             guidance=dataclasses.replace(config.guidance, energy_scale=energy_scale, w_edit=w_edit,
-                                         w_content=w_content, w_inpaint=w_inpaint, feature_layers=layers),
+                                         w_content=w_content, w_inpaint=w_inpaint),
         )
-        start = inversion.start
-        latent_size = tuple(start.shape[-2:])
-        image_size = (latent_size[1] * drag_model.vae_scale, latent_size[0] * drag_model.vae_scale)
-        region = mask_or_none(mask)
-        if mode == "drag":
-            points = points_in(points).fit(image_size)
-            editable = path_mask(points) if is_empty(region) else as_mask(region, image_size)
-            handles = torch.tensor(points.handles)
-            geometry = drag_geometry(handles, torch.tensor(points.targets), editable, latent_size, image_size, config.guidance)
-        else:
-            if is_empty(region):
-                raise DragKitInputError(f"{mode} mode needs a `mask` of the object to {mode}; paint it in the Point Picker.")
-            geometry = move_geometry(as_mask(region, image_size), (dx, dy), scale if mode == "resize" else 1.0,
-                                     latent_size, config.guidance)
-        edited = inversion.with_edit(initial_latent(start.to(drag_model.device), geometry, config.guidance.upsample))
+        drag_points = points_in(points) if mode == "drag" else None
         image = load_image_prompt(drag_model, image_prompt, ipadapter, image_prompt_scale)
         with comfy.progress(len(inversion.timesteps), method, previewer(drag_model)) as callback:
-            latent = regional_sde_sample(drag_model, edited, geometry, config, conditioning_embeds(conditioning), callback,
-                                         image=image)
+            latent = edit(drag_model, inversion, mode, config, drag_points, mask_or_none(mask), (dx, dy), scale,
+                          conditioning_embeds(conditioning), callback, image=image)
         return (latent_out(drag_model, latent),)
 
 

@@ -14,6 +14,9 @@ from .convert import conditioning_embeds, latent_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
 from .specs import seed_input
 
+PRESET_STEPS = 0  # the steps widget's "use the preset's" value, so GoodDrag trains its 70 steps
+
+
 class DragKitLoraTrainer:
     DESCRIPTION = (
         "Fine-tunes a LoRA on the image (DragDiffusion/GoodDrag) so the drag keeps its identity. Cached: the same "
@@ -35,8 +38,8 @@ class DragKitLoraTrainer:
                 "latent": ("LATENT", {"tooltip": "VAE Encode of the image to edit (the same one you invert)."}),
                 "preset": (list(LORA_PRESETS), {"tooltip": "DragDiffusion: 80 steps with your prompt. GoodDrag: 70 steps, "
                            "meant with an EMPTY prompt. The widgets below are the preset's values unless changed."}),
-                "steps": ("INT", {"default": d.steps, "min": 0, "max": 2000, "tooltip": "Training steps; 0 = the "
-                          "preset's (80 DragDiffusion, 70 GoodDrag)."}),
+                "steps": ("INT", {"default": PRESET_STEPS, "min": 0, "max": 2000, "tooltip": "Training steps; 0 = "
+                          "the preset's (80 DragDiffusion, 70 GoodDrag)."}),
                 "rank": ("INT", {"default": d.rank, "min": 1, "max": 256, "tooltip": "LoRA rank (16)."}),
                 "learning_rate": ("FLOAT", {"default": d.learning_rate, "min": 1e-6, "max": 1e-1, "step": 1e-5,
                                             "tooltip": "AdamW learning rate (5e-4)."}),
@@ -59,7 +62,7 @@ class DragKitLoraTrainer:
               conditioning=None, gradient_checkpointing=False):
         config = dataclasses.replace(preset_config(preset, seed, gradient_checkpointing),
                                      rank=rank, learning_rate=learning_rate, batch_size=batch_size)
-        if steps:
+        if steps != PRESET_STEPS:
             config = dataclasses.replace(config, steps=steps)
         samples = latent_in(drag_model, latent)
         embeds = conditioning_embeds(conditioning)

@@ -185,3 +185,17 @@ def test_trainer_and_loader_nodes(tmp_path, monkeypatch):
     (loaded,) = lora_nodes.DragKitLoraLoader().load(make_tiny_model(), "ignored", path=str(tmp_path / "mine.safetensors"))
     torch.testing.assert_close(loaded.predict_noise(smooth_latent(), 300, embeds),
                                trained.predict_noise(smooth_latent(), 300, embeds))
+
+
+def test_a_new_trainer_node_trains_its_presets_steps(monkeypatch):
+    """The steps widget starts at "the preset's": GoodDrag trains 70 steps, DragDiffusion 80, unless set."""
+    from dragkit.nodes import lora_nodes
+
+    seen = []
+    monkeypatch.setattr(lora_nodes, "train_lora", lambda model, latent, embeds, config, callback: seen.append(config.steps))
+    model = make_tiny_model()
+    latent = {"samples": smooth_latent() / model.latent_scale}
+    default = lora_nodes.DragKitLoraTrainer.INPUT_TYPES()["required"]["steps"][1]["default"]
+    for preset, steps in (("GoodDrag", default), ("DragDiffusion", default), ("GoodDrag", 5)):
+        lora_nodes.DragKitLoraTrainer().train(model, latent, preset, steps, 16, 5e-4, 4, 0, "", False)
+    assert seen == [70, 80, 5]

@@ -37,10 +37,14 @@ import torch.nn.functional as F
 
 from ..attention import MemoryBankAttention, attention_edit, decoder_self_attention_layers
 from ..errors import DragKitInputError, check_range, check_stage_finite
-from ..guidance import DRAG_GUIDANCE, MOVE_GUIDANCE, EditGeometry, GuidanceConfig, guidance, warp
+from ..guidance import (
+    DRAG_GUIDANCE, MOVE_GUIDANCE, EditGeometry, GuidanceConfig, drag_geometry, guidance, move_geometry, warp,
+)
 from ..image_prompt import ImagePrompt, image_prompt
 from ..inversion import Inversion
+from ..masks import as_mask, is_empty, rasterize_strokes
 from ..model import DragModel
+from ..points import DragPoints
 from ..schedule import predicted_x0
 
 ProgressCallback = Callable[[int, int, dict], None]
@@ -222,3 +226,81 @@ def regional_sde_sample(
                 callback(i + 1, len(timesteps), info)
     check_stage_finite(latent, "the regional SDE sampling", "lower energy_scale (2000) or the guidance weights")
     return latent
+
+
+# ------------------------------------------------------------------------------- the whole edit
+MODEL_GUIDANCE_LAYERS = "guidance_layers"  # the model hint (dragkit.json) naming its guidance layers
+EDIT_MODES = ("drag", "move", "resize")
+
+
+def for_model(config: RegionalSDEConfig, model: DragModel) -> RegionalSDEConfig:
+    """``config`` with the model's recommended guidance layers (``guidance_layers`` in its dragkit.json)."""
+    layers = model.settings.get(MODEL_GUIDANCE_LAYERS)
+    if layers is None:
+        return config
+    return dataclasses.replace(config, guidance=dataclasses.replace(config.guidance, feature_layers=tuple(layers)))
+
+
+def drag_region(points: DragPoints) -> torch.Tensor:
+    """The edit region a drag gets when none is painted: a band of 1/8 of the image around each path.
+
+    Returns:
+        ``(H, W)`` float mask of the points' image.
+    """
+    radius = max(points.image_size) / 8
+    strokes = [{"mode": "paint", "radius": radius, "points": [list(h), list(t)]}
+               for h, t in zip(points.handles, points.targets)]
+    return rasterize_strokes(strokes, points.image_size)
+
+
+def edit(
+    model: DragModel,
+    inversion: Inversion,
+    mode: str,
+    config: RegionalSDEConfig,
+    points: DragPoints | None = None,
+    mask: torch.Tensor | None = None,
+    offset: tuple[float, float] = (0.0, 0.0),
+    scale: float = 1.0,
+    prompt_embeds: torch.Tensor | None = None,
+    callback: ProgressCallback | None = None,
+    image: ImagePrompt | None = None,
+) -> torch.Tensor:
+    """A DragonDiffusion / DiffEditor edit from an inversion: geometry, start latent, guided sampling.
+
+    The one place the method is assembled; the node, the benchmarks and the library call it.
+
+    Args:
+        model: the bundle.
+        inversion: from :func:`~dragkit.core.inversion.ddim_invert` (strength 1.0 in the papers).
+        mode: ``"drag"`` (``points`` needed), ``"move"`` or ``"resize"`` (``mask`` of the object needed).
+        config: :func:`diffeditor_config` / :func:`dragondiffusion_config` of ``mode``, e.g. through :func:`for_model`.
+        points: drag pairs in image pixels (drag).
+        mask: ``(H, W)`` image-size mask: the edit region (drag; empty = :func:`drag_region`) or the
+            object to move (move, resize).
+        offset: ``(dx, dy)`` of the object in image pixels (move, resize).
+        scale: the object's size factor (resize).
+        prompt_embeds, callback, image: as :func:`regional_sde_sample`.
+
+    Returns:
+        ``(1, C, h, w)`` clean edited latent.
+    """
+    if mode not in EDIT_MODES:
+        raise DragKitInputError(f"`mode` must be one of {', '.join(EDIT_MODES)}, got {mode!r}.")
+    start = inversion.start
+    latent_size = tuple(start.shape[-2:])
+    image_size = (latent_size[1] * model.vae_scale, latent_size[0] * model.vae_scale)
+    if mode == "drag":
+        if points is None:
+            raise DragKitInputError("drag mode needs `points`: click a handle and its target in the Point Picker.")
+        points = points.fit(image_size)
+        editable = drag_region(points) if is_empty(mask) else as_mask(mask, image_size)
+        geometry = drag_geometry(torch.tensor(points.handles), torch.tensor(points.targets), editable, latent_size,
+                                 image_size, config.guidance)
+    else:
+        if is_empty(mask):
+            raise DragKitInputError(f"{mode} mode needs a `mask` of the object to {mode}; paint it in the Point Picker.")
+        geometry = move_geometry(as_mask(mask, image_size), offset, scale if mode == "resize" else 1.0, latent_size,
+                                 config.guidance)
+    edited = inversion.with_edit(initial_latent(start.to(model.device), geometry, config.guidance.upsample))
+    return regional_sde_sample(model, edited, geometry, config, prompt_embeds, callback, image=image)

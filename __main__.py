@@ -1,5 +1,5 @@
 """``python -m dragkit``: the same as the ``dragkit`` console script."""
 
-from .cli import main
+from .evaluation.cli import main
 
 raise SystemExit(main())

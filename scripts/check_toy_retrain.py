@@ -6,7 +6,7 @@
 Both models are scored on the same held-out cases with ``baseline`` (inversion + reconstruction)
 and ``oracle`` (the ground-truth edit through the autoencoder). A retrained statistic is "within
 noise" when it lies inside the 95 % bootstrap interval of the committed model's statistic over the
-cases (see ``dragkit.toybench.compare_rows``). Exits 0 when every statistic is, 1 otherwise.
+cases (see ``dragkit.evaluation.toybench.compare_rows``). Exits 0 when every statistic is, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from dragkit.bench import write_json
+from dragkit.evaluation.speed import write_json
 from dragkit.core.model import TOY_MODEL_PATH
-from dragkit.toybench import compare_rows, held_out_cases, load_bench_model, score_cases
+from dragkit.evaluation.toybench import compare_rows, held_out_cases, load_bench_model, score_cases
 
 ACCEPTANCE_METHODS = ("baseline", "oracle")
 

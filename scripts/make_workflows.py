@@ -26,7 +26,7 @@ from dragkit.core.editor_state import EditorState
 from dragkit.core.overlay import draw_drag_overlay, to_pil
 from dragkit.nodes.image_nodes import EXAMPLES_DIR
 from dragkit.nodes.model_nodes import TOY_CHOICE
-from dragkit.toybench import COLOUR_TOLERANCE, make_case
+from dragkit.evaluation.toybench import COLOUR_TOLERANCE, make_case
 
 ROOT = Path(__file__).resolve().parent.parent
 

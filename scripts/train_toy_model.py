@@ -1,4 +1,4 @@
-"""Train DragKit's embedded toy model on synthetic scenes (``core/scenes.py``).
+"""Train DragKit's embedded toy model on synthetic scenes (``evaluation/scenes.py``).
 
 Two stages, each resumable from checkpoints in ``--work-dir`` (re-run the same command after an
 interruption): an ``AutoencoderKL`` (64x64 RGB -> 16x16x4), then a ``UNet2DConditionModel`` with
@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 
 from dragkit.core.metrics import psnr
 from dragkit.core.overlay import to_pil
-from dragkit.core.scenes import scene_batch
+from dragkit.evaluation.scenes import scene_batch
 from dragkit.core.schedule import SD15_DDIM_CONFIG
 
 IMAGE_SIZE = 64

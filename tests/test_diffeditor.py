@@ -208,7 +208,7 @@ def test_the_node_and_the_benchmark_run_the_same_edit():
     from dragkit.core.inversion import ddim_invert
     from dragkit.core.model import load_toy_model
     from dragkit.nodes.guidance_nodes import DragKitRegionalSDESampler
-    from dragkit.toybench import METHODS, make_case
+    from dragkit.evaluation.toybench import METHODS, make_case
 
     model = load_toy_model()
     case = make_case(1_000_005)

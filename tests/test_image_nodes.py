@@ -7,7 +7,7 @@ import torch
 
 from dragkit.core.errors import DragKitInputError, DragKitModelError
 from dragkit.core.model import load_toy_model
-from dragkit.core.scenes import make_scene
+from dragkit.evaluation.scenes import make_scene
 from dragkit.nodes.image_nodes import DragKitExampleImage, DragKitVAEDecode, DragKitVAEEncode, example_names
 
 

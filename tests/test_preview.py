@@ -25,7 +25,7 @@ from dragkit.core.preview import (
     MAX_PREVIEW_SIDE, SD15_LATENT_RGB_FACTORS, latent_to_rgb, preview_image, preview_method, previewer,
 )
 from dragkit.core.sampling import reference_sample
-from dragkit.core.scenes import make_scene
+from dragkit.evaluation.scenes import make_scene
 from dragkit.core.schedule import SD15_DDIM_CONFIG, implied_noise, predicted_x0
 from dragkit.core.sd15 import SD15_LATENT_SCALE
 from dragkit.nodes import comfy

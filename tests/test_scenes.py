@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dragkit.core.metrics import centroid, colour_mask
-from dragkit.core.scenes import SHAPES, make_scene, scene_batch
+from dragkit.evaluation.scenes import SHAPES, make_scene, scene_batch
 
 
 def test_a_seed_is_a_scene():

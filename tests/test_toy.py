@@ -14,7 +14,7 @@ import torch
 
 from dragkit.core.metrics import psnr
 from dragkit.core.model import TOY_MODEL_PATH, load_toy_model
-from dragkit.toybench import (HELD_OUT_SEED, METHODS, STATISTICS, bootstrap_intervals, compare_rows, load_bench_model,
+from dragkit.evaluation.toybench import (HELD_OUT_SEED, METHODS, STATISTICS, bootstrap_intervals, compare_rows, load_bench_model,
                               make_case, score, summarise)
 
 HAS_TOY = (TOY_MODEL_PATH / "unet").is_dir()
@@ -119,7 +119,7 @@ def test_retrain_check_passes_a_model_against_itself(tmp_path, monkeypatch, caps
 def test_demo_writes_the_three_images_and_moves_the_default_shape(tmp_path, capsys):
     from PIL import Image
 
-    from dragkit.cli import main
+    from dragkit.evaluation.cli import main
 
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0

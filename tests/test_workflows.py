@@ -15,7 +15,7 @@ from workflow_runner import load_generator, run_prompt, to_api_prompt
 import dragkit
 from dragkit.core.editor_state import EditorState
 from dragkit.core.metrics import centroid, colour_mask
-from dragkit.toybench import COLOUR_TOLERANCE, make_case
+from dragkit.evaluation.toybench import COLOUR_TOLERANCE, make_case
 
 WORKFLOWS = sorted((Path(__file__).resolve().parent.parent / "workflows").glob("*.json"))
 TOY_WORKFLOWS = [p for p in WORKFLOWS if p.name.startswith("toy_")]

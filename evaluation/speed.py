@@ -18,16 +18,16 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.loaders import single_file_utils
 
-from .core.inversion import ddim_invert
-from .core.lora import LoraTrainingConfig, train_lora
-from .core.methods.dragdiffusion import DragConfig, drag_latent
-from .core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
-from .core.methods.diffeditor import diffeditor_config
-from .core.methods.diffeditor import edit as guided_edit
-from .core.methods.diffeditor import for_model as guided_for_model
-from .core.model import DragModel, default_dtype
-from .core.points import DragPoints
-from .core.sd15 import SD15_LDM_CONFIG
+from ..core.inversion import ddim_invert
+from ..core.lora import LoraTrainingConfig, train_lora
+from ..core.methods.dragdiffusion import DragConfig, drag_latent
+from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
+from ..core.methods.diffeditor import diffeditor_config
+from ..core.methods.diffeditor import edit as guided_edit
+from ..core.methods.diffeditor import for_model as guided_for_model
+from ..core.model import DragModel, default_dtype
+from ..core.points import DragPoints
+from ..core.sd15 import SD15_LDM_CONFIG
 
 TINY_ARCH = dict(
     sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
@@ -121,9 +121,9 @@ def session(images: int = 20, lora_steps: int = 10, calls: int = 20, device: str
     LoRA (``calls`` each, after one warm-up), a 10-step inversion with the base model, the adapters
     held, their weights and the process memory.
     """
-    from .core import adapters
-    from .core.model import load_toy_model
-    from .core.scenes import make_scene
+    from ..core import adapters
+    from ..core.model import load_toy_model
+    from ..core.scenes import make_scene
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_toy_model(device)

@@ -20,21 +20,21 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .core import scenes
-from .core.attention import ReferenceAttentionConfig
-from .core.inversion import ddim_invert
-from .core.methods.diffeditor import diffeditor_config, dragondiffusion_config
-from .core.methods.diffeditor import edit as guided_edit
-from .core.methods.diffeditor import for_model as guided_for_model
-from .core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent, for_model
-from .core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
-from .core.metrics import centroid, colour_mask, iou, psnr
-from .core.model import DragModel, load_diffusers_folder, load_toy_model
-from .core.overlay import draw_drag_overlay, to_pil
-from .core.points import DragPoints
-from .core.sampling import reference_sample
-from .core.schedule import GOODDRAG_STRENGTH
-from .bench import print_table, write_json
+from ..core.attention import ReferenceAttentionConfig
+from ..core.inversion import ddim_invert
+from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config
+from ..core.methods.diffeditor import edit as guided_edit
+from ..core.methods.diffeditor import for_model as guided_for_model
+from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent, for_model
+from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
+from ..core.metrics import centroid, colour_mask, iou, psnr
+from ..core.model import DragModel, load_diffusers_folder, load_toy_model
+from ..core.overlay import draw_drag_overlay, to_pil
+from ..core.points import DragPoints
+from ..core.sampling import reference_sample
+from ..core.schedule import GOODDRAG_STRENGTH
+from . import scenes
+from .speed import print_table, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite == "speed":
         import torch
 
-        from . import bench as speed_bench
+        from . import speed as speed_bench
 
         arch = args.arch or ("sd15" if torch.cuda.is_available() else "tiny")
         report = speed_bench.speed(arch, args.device)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         speed_bench.write_json(args.json, report)
         return 0
     if args.suite == "session":
-        from . import bench as speed_bench
+        from . import speed as speed_bench
 
         rows = speed_bench.session(device=args.device)
         speed_bench.print_table({f"image {r['image']}": r for r in rows},

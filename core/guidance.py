@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import warp_affine
 
-from .errors import DragKitInputError, check_choice
+from .errors import DragKitInputError
 from .features import unet_feature_maps
 from .model import DragModel
 
@@ -226,7 +226,3 @@ def object_affine(object_mask: torch.Tensor, offset: tuple[float, float], scale:
     ys, xs = torch.nonzero(object_mask, as_tuple=True)
     cx, cy = xs.float().mean(), ys.float().mean()
     return torch.tensor([[[scale, 0.0, (1 - scale) * cx + offset[0]], [0.0, scale, (1 - scale) * cy + offset[1]]]])
-
-
-def check_mode(mode: str) -> None:
-    check_choice(mode, "mode", GUIDANCE_MODES)

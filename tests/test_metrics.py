@@ -41,7 +41,10 @@ def test_dai_known_value_and_reference_normalisation():
 def test_dai_near_the_border_uses_the_common_window():
     original = _image()
     points = DragPoints.from_pairs((64, 64), [((1, 1), (62, 62))])
-    assert dai(original, original, points, gammas=(20,))[20] >= 0
+    # Only offsets -1..1 fit around both (1, 1) and (62, 62): a 3x3 window, whatever gamma asks.
+    expected = float(((original[:, 0:3, 0:3] - original[:, 61:64, 61:64]) ** 2).sum()) / 9
+    assert expected > 0
+    assert dai(original, original, points, gammas=(20,))[20] == pytest.approx(expected)
 
 
 def test_psnr_and_shape_measures():

@@ -79,13 +79,14 @@ def test_overlay_draws_arrows_and_tints_the_mask():
 
 def test_picker_node_outputs():
     image = torch.rand(1, 48, 64, 3)
+    before = image.clone()
     strokes = [{"mode": "paint", "radius": 5, "points": [[20, 20], [40, 20]]}]
     result = DragKitPointPicker().pick(image, _state(strokes=strokes))
     points, mask, preview = result["result"]
     assert points == DragPoints.from_pairs((64, 48), [((10, 20), (30, 20))])
     assert mask.shape == (1, 48, 64) and mask[0, 20, 30] == 1 and mask[0, 0, 0] == 0
     assert preview.shape == (1, 48, 64, 3)
-    assert torch.equal(image, image.clone())
+    assert torch.equal(image, before)  # the input IMAGE is never modified (ComfyUI caches it)
 
 
 def test_picker_starts_from_an_input_mask_and_ignores_the_placeholder():

@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import MemoryBankAttention, attention_edit, decoder_self_attention_layers
-from ..errors import DragKitInputError, check_range, check_stage_finite
+from ..errors import DragKitInputError, check_choice, check_range, check_stage_finite
 from ..guidance import (
-    DRAG_GUIDANCE, MOVE_GUIDANCE, EditGeometry, GuidanceConfig, drag_geometry, guidance, move_geometry, warp,
+    DRAG_GUIDANCE, GUIDANCE_MODES, MOVE_GUIDANCE, EditGeometry, GuidanceConfig, drag_geometry, guidance, move_geometry,
+    warp,
 )
 from ..image_prompt import ImagePrompt, image_prompt
 from ..inversion import Inversion
@@ -230,7 +231,6 @@ def regional_sde_sample(
 
 # ------------------------------------------------------------------------------- the whole edit
 MODEL_GUIDANCE_LAYERS = "guidance_layers"  # the model hint (dragkit.json) naming its guidance layers
-EDIT_MODES = ("drag", "move", "resize")
 
 
 def for_model(config: RegionalSDEConfig, model: DragModel) -> RegionalSDEConfig:
@@ -285,8 +285,7 @@ def edit(
     Returns:
         ``(1, C, h, w)`` clean edited latent.
     """
-    if mode not in EDIT_MODES:
-        raise DragKitInputError(f"`mode` must be one of {', '.join(EDIT_MODES)}, got {mode!r}.")
+    check_choice(mode, "mode", GUIDANCE_MODES)
     start = inversion.start
     latent_size = tuple(start.shape[-2:])
     image_size = (latent_size[1] * model.vae_scale, latent_size[0] * model.vae_scale)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.attention import ReferenceAttentionConfig
-from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent
-from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
+from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, DragConfig, drag_latent, for_model
+from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample, progress_steps
 from ..core.points import DragPoints
 from ..core.preview import previewer
 from . import comfy
@@ -33,11 +33,12 @@ def lam_input(default: float) -> tuple:
                       "tooltip": f"Weight of keeping the area outside the mask ({default}). 0 = off; no effect without a mask."})
 
 
-def feature_layers(drag_model, feature_layer: int, default: tuple[int, ...]) -> tuple[int, ...]:
-    """The widget's layer, or the model's recommendation (-1), or the method's default."""
+def drag_config(preset: DragConfig, drag_model, feature_layer: int, **widgets) -> DragConfig:
+    """The preset with the model's recommendations (:func:`for_model`), then the node's widgets; a
+    ``feature_layer`` of -1 keeps the recommendation."""
     if feature_layer >= 0:
-        return (feature_layer,)
-    return tuple(drag_model.settings.get("feature_layers", default))
+        widgets["feature_layers"] = (feature_layer,)
+    return dataclasses.replace(for_model(preset, drag_model), **widgets)
 
 
 def checked_points(points, drag_model, inversion, rescale: bool) -> DragPoints:
@@ -121,13 +122,9 @@ class DragKitDragOptimizer:
     def drag(self, drag_model, inversion, points, supervision, max_steps, learning_rate, lam, patch_radius,
              track_radius, feature_layer, rescale_points, mask=None, conditioning=None):
         preset = SUPERVISION_PRESETS[supervision]
-        config = dataclasses.replace(
-            preset, max_steps=max_steps, learning_rate=learning_rate, lam=lam,
-            feature_layers=feature_layers(drag_model, feature_layer, preset.feature_layers),
-            supervision_scale=drag_model.settings.get("supervision_scale", preset.supervision_scale),
-            patch_radius=preset.patch_radius if patch_radius < 0 else patch_radius,
-            track_radius=preset.track_radius if track_radius < 0 else track_radius,
-        )
+        config = drag_config(preset, drag_model, feature_layer, max_steps=max_steps, learning_rate=learning_rate,
+                             lam=lam, patch_radius=preset.patch_radius if patch_radius < 0 else patch_radius,
+                             track_radius=preset.track_radius if track_radius < 0 else track_radius)
         points = checked_points(points, drag_model, inversion, rescale_points)
         with comfy.progress(max(max_steps, 1), "drag", previewer(drag_model)) as callback:
             result = drag_latent(drag_model, inversion, points, mask_or_none(mask), config,
@@ -180,15 +177,11 @@ class DragKitAlDDSampler:
     @comfy.with_grad
     def sample(self, drag_model, inversion, points, drag_steps, rounds, steps_per_round, learning_rate, lam,
                patience, feature_layer, reference_attention, rescale_points, mask=None, conditioning=None):
-        drag = dataclasses.replace(
-            GOODDRAG_DRAG, learning_rate=learning_rate, lam=lam,
-            feature_layers=feature_layers(drag_model, feature_layer, GOODDRAG_DRAG.feature_layers),
-            supervision_scale=drag_model.settings.get("supervision_scale", GOODDRAG_DRAG.supervision_scale))
+        drag = drag_config(GOODDRAG_DRAG, drag_model, feature_layer, learning_rate=learning_rate, lam=lam)
         config = AlDDConfig(drag=drag, drag_steps=drag_steps, rounds=rounds, steps_per_round=steps_per_round,
                             patience=patience, reference=ReferenceAttentionConfig(enabled=reference_attention))
         points = checked_points(points, drag_model, inversion, rescale_points)
-        total = min(drag_steps, len(inversion.timesteps)) * rounds + len(inversion.timesteps)
-        with comfy.progress(total, "AlDD", previewer(drag_model)) as callback:
+        with comfy.progress(progress_steps(config, inversion), "AlDD", previewer(drag_model)) as callback:
             result = aldd_sample(drag_model, inversion, points, mask_or_none(mask), config,
                                  conditioning_embeds(conditioning), callback)
         return (latent_out(drag_model, result.latent), result.points)

@@ -88,6 +88,13 @@ class AlDDResult:
     stopped: str
 
 
+def progress_steps(config: AlDDConfig, inversion: Inversion) -> int:
+    """How many callbacks :func:`aldd_sample` makes at most: every round of every drag step, then every
+    denoising step."""
+    timesteps = len(inversion.denoise_timesteps)
+    return min(config.drag_steps, timesteps) * config.rounds + timesteps
+
+
 def aldd_sample(
     model: DragModel,
     inversion: Inversion,
@@ -119,7 +126,7 @@ def aldd_sample(
     scheduler = model.scheduler(inversion.num_steps)
     timesteps = inversion.denoise_timesteps
     drag_steps = min(config.drag_steps, len(timesteps))
-    total = drag_steps * config.rounds + len(timesteps)
+    total = progress_steps(config, inversion)
     progress = 0  # rounds reported so far
 
     source = inversion.source.to(model.device, torch.float32)

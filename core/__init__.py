@@ -7,6 +7,7 @@ One concept per module:
 - ``files``         paths from user input confined to their folder; atomic writes
 - ``schedule``      the DDIM schedule shared by inversion and sampling; predicted x0
 - ``sd15``          the Stable Diffusion 1.5 architecture description (for offline single-file loading)
+- ``hints``         what a model recommends to the methods (its dragkit.json), typed and checked
 - ``model``         the model bundle (UNet, schedule, latent scale, device/dtype policy, VAE)
 - ``adapters``      which LoRA adapter a shared UNet runs, and how many it keeps
 - ``lora``          per-image LoRA training, saving and loading

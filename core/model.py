@@ -4,7 +4,7 @@ A :class:`DragModel` holds a diffusers ``UNet2DConditionModel``, the DDIM schedu
 scale factor and a device/dtype policy: half-precision weights on a GPU, float32 on the CPU, and
 latents always float32 (they are what drag methods optimise). Optionally it carries a VAE (for use
 outside ComfyUI), a default prompt embedding (the embedded toy model has no text encoder) and the
-drag settings recommended for the model.
+settings recommended for the model (:class:`~.hints.ModelHints`).
 
 Bundles are cheap views: :meth:`DragModel.with_adapter` returns a new bundle over the same UNet
 that activates a named peft LoRA adapter while it runs, so the input bundle keeps behaving exactly
@@ -34,9 +34,10 @@ from safetensors.torch import load_file
 
 from .adapters import AdapterWeights, activate, ensure_loaded
 from .errors import DragKitInputError, DragKitModelError, check_finite, check_shape
+from .hints import ModelHints
 from .limits import check_image_side, check_latent_side
 from .schedule import SD15_DDIM_CONFIG, make_ddim
-from .sd15 import LDM_UNET_PREFIX, LDM_VAE_PREFIX, SD15_LATENT_SCALE, SD15_LDM_CONFIG
+from .sd15 import LDM_UNET_PREFIX, LDM_VAE_PREFIX, SD15_LATENT_SCALE, SD15_LDM_CONFIG, SD15_VAE_SCALE
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class DragModel:
         scheduler_config: DDIM scheduler config (:data:`~.schedule.SD15_DDIM_CONFIG` for SD1.5).
         vae: optional ``AutoencoderKL``; ComfyUI graphs use their own VAE nodes instead.
         default_embeds: optional ``(1, L, D)`` prompt embedding used when no conditioning is given.
-        settings: drag settings recommended for this model (e.g. ``feature_layers``, ``lam``).
+        hints: what the model recommends to the methods (feature layers, lam, ...): :class:`~.hints.ModelHints`.
         adapter: name of the peft adapter this bundle activates while it runs; ``None`` = base.
         name: a label for logs and errors.
         adapter_weights: a CPU copy of the adapter, to put it back if the bounded adapter cache
@@ -77,7 +78,7 @@ class DragModel:
     scheduler_config: dict = dataclasses.field(default_factory=lambda: dict(SD15_DDIM_CONFIG))
     vae: AutoencoderKL | None = None
     default_embeds: torch.Tensor | None = None
-    settings: dict = dataclasses.field(default_factory=dict)
+    hints: ModelHints = dataclasses.field(default_factory=ModelHints)
     adapter: str | None = None
     name: str = "model"
     adapter_weights: AdapterWeights | None = None
@@ -105,7 +106,7 @@ class DragModel:
         """Image pixels per latent pixel (8 for SD1.5)."""
         if self.vae is not None:
             return 2 ** (len(self.vae.config.block_out_channels) - 1)
-        return int(self.settings.get("vae_scale", 8))
+        return self.hints.vae_scale or SD15_VAE_SCALE
 
     # ------------------------------------------------------------------------------- variants
     def with_adapter(self, adapter: str | None, weights: AdapterWeights | None = None) -> "DragModel":
@@ -282,18 +283,18 @@ def load_diffusers_folder(
     default_embeds = None
     if (path / CONDITIONING_FILE).is_file():
         default_embeds = load_file(str(path / CONDITIONING_FILE))["prompt_embeds"]
-    settings = _read_settings(path / SETTINGS_FILE)
+    hints = ModelHints.from_dict(_read_settings(path / SETTINGS_FILE), str(path / SETTINGS_FILE))
     latent_scale = float(vae.config.scaling_factor) if vae is not None else SD15_LATENT_SCALE
-    latent_scale = float(settings.get("latent_scale", latent_scale))
-    if vae is not None:
-        settings.setdefault("vae_scale", 2 ** (len(vae.config.block_out_channels) - 1))
+    latent_scale = hints.latent_scale or latent_scale
+    if vae is not None and hints.vae_scale is None:
+        hints = hints.replace(vae_scale=2 ** (len(vae.config.block_out_channels) - 1))
     model = DragModel(
         unet=unet,
         latent_scale=latent_scale,
         scheduler_config=scheduler_config,
         vae=vae,
         default_embeds=default_embeds,
-        settings=settings,
+        hints=hints,
         name=name or path.name,
     )
     return _prepare(model, device, dtype)

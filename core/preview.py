@@ -19,14 +19,12 @@ from typing import Callable
 
 import torch
 
-from .errors import DragKitModelError
+from .hints import PREVIEW_METHODS
 from .model import DragModel
 from .sd15 import SD15_LATENT_SCALE
 
 logger = logging.getLogger(__name__)
 
-PREVIEW_SETTING = "preview"  # the key in a model folder's dragkit.json
-PREVIEW_METHODS = ("projection", "vae", "none")
 # Longest side ComfyUI shows a preview at (ComfyUI's own default, its `--preview-size`).
 MAX_PREVIEW_SIDE = 512
 
@@ -70,12 +68,7 @@ def preview_method(model: DragModel) -> str:
     falls back to that default when the bundle carries no VAE (a ComfyUI model).
     """
     default = "projection" if model.latent_channels == len(SD15_LATENT_RGB_FACTORS) else "none"
-    method = model.settings.get(PREVIEW_SETTING, default)
-    if method not in PREVIEW_METHODS:
-        raise DragKitModelError(
-            f"`{PREVIEW_SETTING}` in the dragkit.json of the model `{model.name}` is {method!r}; "
-            f"use one of {', '.join(PREVIEW_METHODS)} or leave it out."
-        )
+    method = model.hints.preview or default  # checked against PREVIEW_METHODS when the hints were read
     if method == "vae" and model.vae is None:
         logger.debug("model %s recommends VAE previews but has no VAE; using %s", model.name, default)
         return default

@@ -75,6 +75,12 @@ def component_at(binary: torch.Tensor, row: int, col: int) -> torch.Tensor:
     return labels == labels[row, col]
 
 
+def for_model(config: RegionConfig, model: DragModel) -> RegionConfig:
+    """``config`` with the model's recommended region features (``region_layers`` in its dragkit.json)."""
+    layers = model.hints.region_layers
+    return config if layers is None else dataclasses.replace(config, feature_layers=layers)
+
+
 def feature_region(
     model: DragModel,
     latent: torch.Tensor,

@@ -8,6 +8,7 @@ config up on a model hub. Only the fields the converters read are given.
 from __future__ import annotations
 
 SD15_LATENT_SCALE = 0.18215
+SD15_VAE_SCALE = 8  # image pixels per latent pixel: the SD VAE halves the size three times
 
 SD15_LDM_CONFIG = {
     "model": {

@@ -20,11 +20,12 @@ from diffusers.loaders import single_file_utils
 
 from ..core.inversion import ddim_invert
 from ..core.lora import LoraTrainingConfig, train_lora
-from ..core.methods.dragdiffusion import DragConfig, drag_latent
+from ..core.methods.dragdiffusion import DRAGDIFFUSION, DragConfig, drag_latent
 from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from ..core.methods.diffeditor import diffeditor_config
 from ..core.methods.diffeditor import edit as guided_edit
 from ..core.methods.diffeditor import for_model as guided_for_model
+from ..core.hints import ModelHints
 from ..core.model import DragModel, default_dtype
 from ..core.points import DragPoints
 from ..core.sd15 import SD15_LDM_CONFIG
@@ -42,11 +43,11 @@ def random_model(arch: str, device: torch.device) -> tuple[DragModel, int]:
     torch.manual_seed(0)
     if arch == "sd15":
         unet = UNet2DConditionModel(**single_file_utils.create_unet_diffusers_config_from_ldm(SD15_LDM_CONFIG, {}))
-        embeds, size, layers = torch.randn(1, 77, 768), 512, {}
+        embeds, size, hints = torch.randn(1, 77, 768), 512, ModelHints()
     else:
         unet = UNet2DConditionModel(**TINY_ARCH)
-        embeds, size, layers = torch.randn(1, 4, 16), 128, {"feature_layers": [1], "guidance_layers": [1, 2]}
-    model = DragModel(unet=unet.eval().requires_grad_(False), default_embeds=embeds, settings=dict(layers, vae_scale=8))
+        embeds, size, hints = torch.randn(1, 4, 16), 128, ModelHints(feature_layers=(1,), guidance_layers=(1, 2))
+    model = DragModel(unet=unet.eval().requires_grad_(False), default_embeds=embeds, hints=hints)
     model.to(device, default_dtype(device))
     model.default_embeds = embeds.to(device)
     return model, size
@@ -76,7 +77,7 @@ def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -
     points = DragPoints.from_pairs((size, size), [((size * 0.3, size * 0.5), (size * 0.6, size * 0.5))])
     mask = torch.zeros(size, size)
     mask[size // 4: 3 * size // 4, size // 8: 7 * size // 8] = 1
-    layers = tuple(model.settings.get("feature_layers", (3,)))
+    layers = model.hints.feature_layers or DRAGDIFFUSION.feature_layers
     report = {"arch": arch, "device": str(device), "dtype": str(model.dtype), "image_size": size}
 
     lora_steps = 5

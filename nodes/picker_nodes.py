@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..core.editor_state import EMPTY_STATE, EditorState
 from ..core.errors import DragKitInputError
 from ..core.limits import check_image_side
 from ..core.overlay import draw_drag_overlay, to_pil
 from ..core.regions import RegionConfig, feature_region
+from ..core.regions import for_model as region_for_model
 from . import comfy
 from .convert import conditioning_embeds, latent_in, points_in
 from .drag_nodes import mask_or_none
@@ -107,8 +110,9 @@ class DragKitFeatureRegion:
     def region(self, drag_model, latent, points, timestep, threshold, dilation, feature_layer, ensemble, seed,
                conditioning=None):
         points = points_in(points)
-        layers = (feature_layer,) if feature_layer >= 0 else tuple(drag_model.settings.get("region_layers", (2,)))
-        config = RegionConfig(timestep=timestep, feature_layers=layers, threshold=threshold, dilation=dilation,
-                              ensemble=ensemble, seed=seed)
+        config = region_for_model(RegionConfig(timestep=timestep, threshold=threshold, dilation=dilation,
+                                               ensemble=ensemble, seed=seed), drag_model)
+        if feature_layer >= 0:
+            config = dataclasses.replace(config, feature_layers=(feature_layer,))
         mask = feature_region(drag_model, latent_in(drag_model, latent), points, conditioning_embeds(conditioning), config)
         return (mask[None].to(comfy.intermediate_device()),)

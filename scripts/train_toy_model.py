@@ -31,6 +31,7 @@ from safetensors.torch import save_file
 
 from dragkit.core.metrics import psnr
 from dragkit.core.overlay import to_pil
+from dragkit.core.hints import ModelHints
 from dragkit.evaluation.scenes import scene_batch
 from dragkit.core.schedule import SD15_DDIM_CONFIG
 
@@ -207,6 +208,7 @@ def write_model(args, vae, unet, scale, prompt, stats: dict) -> None:
     DDIMScheduler(**SD15_DDIM_CONFIG).save_pretrained(staging / "scheduler")
     save_file({"prompt_embeds": prompt.contiguous()}, str(staging / "conditioning.safetensors"))
     settings = dict(DRAG_SETTINGS, image_size=IMAGE_SIZE, latent_size=16, latent_scale=scale, training=stats)
+    ModelHints.from_dict(settings, "dragkit.json")  # what the loader will read back: refuse a bad key now
     (staging / "dragkit.json").write_text(json.dumps(settings, indent=2) + "\n")
     for name in ("samples.png", "reconstructions.png"):
         shutil.copy(args.work_dir / name, staging / name)

@@ -69,7 +69,7 @@ def inverted_tiny_model(num_steps: int, strength: float):
     from dragkit.core.inversion import ddim_invert
 
     model = make_tiny_model()
-    model.settings["vae_scale"] = 8
+    model.hints = model.hints.replace(vae_scale=8)
     return model, ddim_invert(model, smooth_latent(), num_steps=num_steps, strength=strength)
 
 

@@ -44,7 +44,7 @@ class Env:
 def shared():
     """A tiny model with one trained LoRA saved, its inversion; built once (the cases must not change it)."""
     model = make_tiny_model()
-    model.settings["vae_scale"] = 8
+    model.hints = model.hints.replace(vae_scale=8)
     trained = train_lora(model, smooth_latent(), None, LoraTrainingConfig(steps=1, rank=2))
     return model, trained, ddim_invert(model, smooth_latent(), num_steps=4, strength=0.5)
 

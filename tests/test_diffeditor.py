@@ -187,9 +187,9 @@ def test_guidance_layers_follow_the_model_unless_given(setup):
     from dragkit.nodes.guidance_nodes import parse_layers
 
     model = setup[0]
-    model.settings.pop("guidance_layers", None)
+    model.hints = model.hints.replace(guidance_layers=None)
     assert for_model(diffeditor_config(), model).guidance.feature_layers == (2, 3)  # no hint: the method's default
-    model.settings["guidance_layers"] = [1, 2]
+    model.hints = model.hints.replace(guidance_layers=(1, 2))
     assert for_model(diffeditor_config(), model).guidance.feature_layers == (1, 2)
     assert parse_layers("3, 1") == (3, 1)
     for bad in ("", "a", "1,-2"):

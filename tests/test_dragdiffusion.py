@@ -9,6 +9,7 @@ import torch
 from conftest import inverted_tiny_model
 
 from dragkit.core.errors import DragKitInputError
+from dragkit.core.hints import ModelHints
 from dragkit.core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, DragConfig, drag_latent, for_model
 from dragkit.core.points import DragPoints
 from dragkit.nodes.drag_nodes import DragKitDragOptimizer, DragKitPoints
@@ -109,11 +110,11 @@ def test_optimizer_node_outputs_a_new_inversion_and_final_points(setup):
 
 
 def test_model_recommendations_override_only_what_the_model_names(tiny_model):
-    tiny_model.settings = {"feature_layers": [2], "supervision_scale": 1.0, "guidance_layers": [1]}
+    tiny_model.hints = ModelHints(feature_layers=(2,), supervision_scale=1.0, guidance_layers=(1,))
     config = for_model(DRAGDIFFUSION_IPMS, tiny_model)
     assert config.feature_layers == (2,) and config.supervision_scale == 1.0
     assert config.lam == DRAGDIFFUSION_IPMS.lam and config.ipms and config.patch_radius == 4
-    tiny_model.settings = {}
+    tiny_model.hints = ModelHints()
     assert for_model(DRAGDIFFUSION, tiny_model) == DRAGDIFFUSION
 
 
@@ -128,7 +129,7 @@ def test_a_new_drag_node_runs_the_benchmarks_configuration(monkeypatch):
     from dragkit.nodes import drag_nodes
 
     model, inversion = inverted_tiny_model(num_steps=10, strength=0.7)
-    model.settings.update(feature_layers=[1], supervision_scale=1.0)
+    model.hints = model.hints.replace(feature_layers=(1,), supervision_scale=1.0)
     seen = []
     fake = types.SimpleNamespace(latent=inversion.start, points=None)
     monkeypatch.setattr(drag_nodes, "drag_latent", lambda m, inv, p, mask, config, *a: seen.append(config) or fake)

@@ -111,3 +111,25 @@ def test_vae_encode_rejects_odd_sizes():
     image = torch.rand(1, 3, 16, 16)
     assert model.encode(image).shape == (1, 4, 8, 8)
     assert model.decode(model.encode(image)).shape == (1, 3, 16, 16)
+
+
+def test_model_hints_are_typed_and_unknown_keys_refused(tmp_path):
+    from dragkit.core.errors import DragKitModelError
+    from dragkit.core.hints import ModelHints
+
+    hints = ModelHints.from_dict({"feature_layers": [2], "lam": 0.1, "training": {"steps": 5}}, "x/dragkit.json")
+    assert hints.feature_layers == (2,) and hints.lam == 0.1 and hints.guidance_layers is None
+    with pytest.raises(DragKitModelError, match=r"'x/dragkit.json' has unknown key\(s\) 'feature_layer'"):
+        ModelHints.from_dict({"feature_layer": [2]}, "x/dragkit.json")
+    for bad in ({"feature_layers": []}, {"feature_layers": [-1]}, {"lam": "0.1"}, {"vae_scale": 0},
+                {"preview": "taesd"}, {"supervision_scale": 0}):
+        with pytest.raises(DragKitModelError, match=r"'x/dragkit.json': hint `"):
+            ModelHints.from_dict(bad, "x/dragkit.json")
+
+
+def test_the_toy_model_reads_its_hints():
+    from dragkit.core.model import load_toy_model
+
+    model = load_toy_model()
+    assert model.hints.feature_layers == (2,) and model.hints.guidance_layers == (1, 2)
+    assert model.hints.vae_scale == 4 and model.vae_scale == 4 and model.hints.preview == "vae"

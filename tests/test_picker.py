@@ -127,7 +127,7 @@ def test_picker_errors():
 
 
 def test_feature_region_node(tiny_model, latent):
-    tiny_model.settings["vae_scale"] = 8
+    tiny_model.hints = tiny_model.hints.replace(vae_scale=8)
     points = DragPoints.from_pairs((128, 128), [((64, 64), (80, 64))])
     (mask,) = DragKitFeatureRegion().region(tiny_model, {"samples": latent / tiny_model.latent_scale}, points,
                                             261, 0.8, 1, 2, 1, 0)

@@ -241,13 +241,12 @@ def test_preview_method_follows_the_model():
     torch.testing.assert_close(picture, torch.full((3, 16, 16), 0.5))  # zero latent = mid grey
     # A diverging estimate still makes a picture.
     assert torch.isfinite(preview_image(model, torch.full((1, 4, 16, 16), float("nan")))).all()
-    model.settings["preview"] = "vae"  # no VAE to decode with: the projection
+    model.hints = model.hints.replace(preview="vae")  # no VAE to decode with: the projection
     assert preview_method(model) == "projection"
-    model.settings["preview"] = "none"
+    model.hints = model.hints.replace(preview="none")
     assert preview_method(model) == "none" and previewer(model) is None and preview_image(model, torch.zeros(LATENT_SHAPE)) is None
-    model.settings["preview"] = "taesd"
     with pytest.raises(DragKitModelError, match="preview"):
-        previewer(model)
+        model.hints.replace(preview="taesd")
 
 
 @pytest.mark.skipif(not (TOY_MODEL_PATH / "vae").is_dir(), reason="the embedded toy model is not present")

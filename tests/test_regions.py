@@ -53,7 +53,7 @@ def test_component_of_an_unset_pixel_is_empty():
 
 
 def test_feature_region_on_the_tiny_unet(tiny_model, latent):
-    tiny_model.settings["vae_scale"] = 8
+    tiny_model.hints = tiny_model.hints.replace(vae_scale=8)
     points = DragPoints.from_pairs((128, 128), [((64, 64), (80, 64))])
     region = feature_region(tiny_model, latent, points, config=RegionConfig(feature_layers=(2,), threshold=0.8))
     assert region.shape == (128, 128) and region[64, 64] == 1
@@ -66,5 +66,5 @@ def test_region_errors(tiny_model, latent):
     with pytest.raises(DragKitInputError, match="threshold"):
         RegionConfig(threshold=1.5)
     with pytest.raises(DragKitInputError, match="drawn on"):
-        tiny_model.settings["vae_scale"] = 8
+        tiny_model.hints = tiny_model.hints.replace(vae_scale=8)
         feature_region(tiny_model, latent, DragPoints.from_pairs((64, 64), [((1, 1), (2, 2))]))

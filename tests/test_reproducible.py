@@ -29,7 +29,7 @@ def _digest(tensor: torch.Tensor) -> str:
 def edit_fingerprints() -> dict:
     """Train a LoRA, invert, drag and sample on the tiny model; hashes of the LoRA and the edit."""
     model = make_tiny_model()
-    model.settings["vae_scale"] = 8
+    model.hints = model.hints.replace(vae_scale=8)
     latent = smooth_latent()
     trained = train_lora(model, latent, None, CONFIG)
     lora = kohya_state_dict(trained)

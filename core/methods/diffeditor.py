@@ -230,12 +230,11 @@ def regional_sde_sample(
 
 
 # ------------------------------------------------------------------------------- the whole edit
-MODEL_GUIDANCE_LAYERS = "guidance_layers"  # the model hint (dragkit.json) naming its guidance layers
 
 
 def for_model(config: RegionalSDEConfig, model: DragModel) -> RegionalSDEConfig:
     """``config`` with the model's recommended guidance layers (``guidance_layers`` in its dragkit.json)."""
-    layers = model.settings.get(MODEL_GUIDANCE_LAYERS)
+    layers = model.hints.guidance_layers
     if layers is None:
         return config
     return dataclasses.replace(config, guidance=dataclasses.replace(config.guidance, feature_layers=tuple(layers)))

@@ -105,7 +105,7 @@ MODEL_SETTINGS = ("feature_layers", "lam", "supervision_scale")
 
 def for_model(config: DragConfig, model: DragModel) -> DragConfig:
     """``config`` with the model's recommended ``feature_layers``, ``lam`` and ``supervision_scale``."""
-    recommended = {key: model.settings[key] for key in MODEL_SETTINGS if key in model.settings}
+    recommended = {key: getattr(model.hints, key) for key in MODEL_SETTINGS if getattr(model.hints, key) is not None}
     return dataclasses.replace(config, **recommended)
 
 

@@ -108,6 +108,10 @@ class DragModel:
             return 2 ** (len(self.vae.config.block_out_channels) - 1)
         return self.hints.vae_scale or SD15_VAE_SCALE
 
+    def image_size(self, latent: torch.Tensor) -> tuple[int, int]:
+        """``(width, height)`` in pixels of the image a ``(..., h, w)`` latent stands for."""
+        return latent.shape[-1] * self.vae_scale, latent.shape[-2] * self.vae_scale
+
     # ------------------------------------------------------------------------------- variants
     def with_adapter(self, adapter: str | None, weights: AdapterWeights | None = None) -> "DragModel":
         """A new bundle over the same UNet that runs with peft adapter ``adapter`` active."""

@@ -101,9 +101,7 @@ def feature_region(
     model.check_latent(latent)
     if latent.shape[0] != 1:
         raise DragKitInputError(f"regions are found on one image at a time; the latent has batch {latent.shape[0]}.")
-    scale = model.vae_scale
-    width, height = latent.shape[-1] * scale, latent.shape[-2] * scale
-    points = points.fit((width, height))
+    points = points.fit(model.image_size(latent))
     embeds = model.prompt_embeds(prompt_embeds, config.ensemble)
 
     # 1. noise the latent to t (a fixed seed: the same click gives the same region)

@@ -43,8 +43,7 @@ def drag_config(preset: DragConfig, drag_model, feature_layer: int, **widgets) -
 
 def checked_points(points, drag_model, inversion, rescale: bool) -> DragPoints:
     points = points_in(points)
-    latent, scale = inversion.start, drag_model.vae_scale
-    return points.fit((latent.shape[-1] * scale, latent.shape[-2] * scale), rescale=rescale)
+    return points.fit(drag_model.image_size(inversion.start), rescale=rescale)
 
 
 def mask_or_none(mask):

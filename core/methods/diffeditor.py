@@ -287,7 +287,7 @@ def edit(
     check_choice(mode, "mode", GUIDANCE_MODES)
     start = inversion.start
     latent_size = tuple(start.shape[-2:])
-    image_size = (latent_size[1] * model.vae_scale, latent_size[0] * model.vae_scale)
+    image_size = model.image_size(start)
     if mode == "drag":
         if points is None:
             raise DragKitInputError("drag mode needs `points`: click a handle and its target in the Point Picker.")

@@ -170,8 +170,7 @@ def prepare_drag(
     config: DragConfig,
 ) -> DragProblem:
     """Check the points and mask against the latent and compute the references at timestep ``t``."""
-    scale = model.vae_scale
-    image_size = (original.shape[-1] * scale, original.shape[-2] * scale)
+    image_size = model.image_size(original)
     points = points.fit(image_size)
     grid = supervision_grid(image_size, config.supervision_scale)
     editable = None

@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -25,6 +26,7 @@ from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
 from ..core.methods.diffeditor import diffeditor_config
 from ..core.methods.diffeditor import edit as guided_edit
 from ..core.methods.diffeditor import for_model as guided_for_model
+from ..core.files import atomic_write
 from ..core.hints import ModelHints
 from ..core.model import DragModel, default_dtype
 from ..core.points import DragPoints
@@ -167,8 +169,4 @@ def print_table(rows: dict[str, dict], columns: list[str]) -> None:
 def write_json(path: str | None, data: dict) -> None:
     """Write ``data`` to ``path`` (if given) in one step: an interrupted run leaves any old file whole."""
     if path:
-        temporary = f"{path}.tmp"
-        with open(temporary, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(temporary, path)
+        atomic_write(Path(path), (json.dumps(data, indent=2) + "\n").encode(), "--json")

@@ -21,15 +21,14 @@ from diffusers.loaders import single_file_utils
 
 from ..core.inversion import ddim_invert
 from ..core.lora import LoraTrainingConfig, train_lora
-from ..core.methods.dragdiffusion import DRAGDIFFUSION, DragConfig, drag_latent
-from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
-from ..core.methods.diffeditor import diffeditor_config
-from ..core.methods.diffeditor import edit as guided_edit
-from ..core.methods.diffeditor import for_model as guided_for_model
+from ..core.drag import DragConfig, for_model
+from ..core.methods.dragdiffusion import DRAGDIFFUSION, drag_latent
+from ..core.methods.registry import METHODS
 from ..core.files import atomic_write
 from ..core.hints import ModelHints
 from ..core.model import DragModel, default_dtype
 from ..core.points import DragPoints
+from ..core.schedule import DRAGDIFFUSION_STRENGTH
 from ..core.sd15 import SD15_LDM_CONFIG
 
 TINY_ARCH = dict(
@@ -71,6 +70,15 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (kB on Linux)
 
 
+def full_schedule(config):
+    """``config`` with early stopping turned off, so that a timing covers the whole schedule."""
+    if isinstance(config, DragConfig):
+        return dataclasses.replace(config, stop_distance=0.0)
+    if hasattr(config, "patience"):
+        return dataclasses.replace(config, drag=full_schedule(config.drag), patience=1_000_000)
+    return config
+
+
 def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -> dict:
     """Seconds per step of each stage and the peak memory, on random weights."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -79,7 +87,6 @@ def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -
     points = DragPoints.from_pairs((size, size), [((size * 0.3, size * 0.5), (size * 0.6, size * 0.5))])
     mask = torch.zeros(size, size)
     mask[size // 4: 3 * size // 4, size // 8: 7 * size // 8] = 1
-    layers = model.hints.feature_layers or DRAGDIFFUSION.feature_layers
     report = {"arch": arch, "device": str(device), "dtype": str(model.dtype), "image_size": size}
 
     lora_steps = 5
@@ -87,23 +94,23 @@ def speed(arch: str = "tiny", device: str | None = None, drag_steps: int = 10) -
     report["lora_s_per_step"] = seconds / lora_steps
     report["lora_80_steps_s"] = report["lora_s_per_step"] * 80
 
-    seconds, inversion = _timed(lambda: ddim_invert(model, latent, num_steps=50, strength=0.7), device)
+    seconds, inversion = _timed(lambda: ddim_invert(model, latent, num_steps=50, strength=DRAGDIFFUSION_STRENGTH), device)
     report["inversion_s_per_step"] = seconds / len(inversion.timesteps)
 
-    config = DragConfig(feature_layers=layers, max_steps=drag_steps, stop_distance=0.0)
+    config = dataclasses.replace(full_schedule(for_model(DRAGDIFFUSION, model)), max_steps=drag_steps)
     seconds, result = _timed(lambda: drag_latent(model, inversion, points, mask, config), device)
     report["drag_s_per_step"] = seconds / max(result.steps, 1)
     report["drag_80_steps_s"] = report["drag_s_per_step"] * 80
 
-    inversion_075 = ddim_invert(model, latent, num_steps=50, strength=0.75)
-    aldd = AlDDConfig(drag=dataclasses.replace(GOODDRAG_DRAG, feature_layers=layers, stop_distance=0.0), patience=1000)
-    seconds, _ = _timed(lambda: aldd_sample(model, inversion_075, points, mask, aldd), device)
-    report["gooddrag_edit_s"] = seconds
-
-    full = ddim_invert(model, latent, num_steps=50, strength=1.0)
-    sde = guided_for_model(diffeditor_config(), model)
-    seconds, _ = _timed(lambda: guided_edit(model, full, "drag", sde, points, mask), device)
-    report["diffeditor_edit_s"] = seconds
+    # Whole edits, each through its registered method as the nodes run it; the drag methods never
+    # stop early (stop_distance 0, patience beyond the schedule) so they time their full schedule.
+    for name, key in (("dragdiffusion", "dragdiffusion_edit_s"), ("gooddrag", "gooddrag_edit_s"),
+                      ("diffeditor", "diffeditor_edit_s")):
+        method = METHODS[name]
+        config = full_schedule(method.for_model(method.preset(), model))
+        start = ddim_invert(model, latent, num_steps=50, strength=method.strength)
+        seconds, _ = _timed(lambda: method.edit(model, start, points, mask, config), device)
+        report[key] = seconds
     report["peak_memory_mb"] = _peak_memory_mb(device)
     return report
 

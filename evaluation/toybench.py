@@ -20,19 +20,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..core.attention import ReferenceAttentionConfig
 from ..core.inversion import ddim_invert
-from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config
-from ..core.methods.diffeditor import edit as guided_edit
-from ..core.methods.diffeditor import for_model as guided_for_model
-from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, drag_latent, for_model
-from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
+from ..core.methods.registry import METHODS as REGISTERED
+from ..core.methods.registry import get_method
 from ..core.metrics import centroid, colour_mask, iou, psnr
 from ..core.model import DragModel, load_diffusers_folder, load_toy_model
 from ..core.overlay import draw_drag_overlay, to_pil
 from ..core.points import DragPoints
 from ..core.sampling import reference_sample
-from ..core.schedule import GOODDRAG_STRENGTH
 from . import scenes
 from .speed import print_table, write_json
 
@@ -125,42 +120,21 @@ def oracle(model: DragModel, case: Case) -> torch.Tensor:
     return model.decode(_latent(model, case.moved.image))[0]
 
 
-def _dragdiffusion(preset) -> Method:
+def _registered(name: str) -> Method:
+    """A registered method (:mod:`dragkit.core.methods.registry`) on a case: invert at the method's
+    strength, edit with its preset and the model's recommendations, decode."""
+    method = get_method(name)
+
     def run(model: DragModel, case: Case) -> torch.Tensor:
-        inversion = ddim_invert(model, _latent(model, case.scene.image))
-        config = for_model(preset, model)
-        result = drag_latent(model, inversion, case.points, case.editable, config)
-        edited, _ = reference_sample(model, inversion.with_edit(result.latent))
-        return model.decode(edited)[0]
+        inversion = ddim_invert(model, _latent(model, case.scene.image), strength=method.strength)
+        return model.decode(method.edit(model, inversion, case.points, case.editable).latent)[0]
 
     return run
 
 
-def gooddrag(model: DragModel, case: Case) -> torch.Tensor:
-    inversion = ddim_invert(model, _latent(model, case.scene.image), strength=GOODDRAG_STRENGTH)
-    drag = for_model(GOODDRAG_DRAG, model)
-    result = aldd_sample(model, inversion, case.points, case.editable, AlDDConfig(drag=drag))
-    return model.decode(result.latent)[0]
-
-
-def _guided(make_config) -> Method:
-    def run(model: DragModel, case: Case) -> torch.Tensor:
-        inversion = ddim_invert(model, _latent(model, case.scene.image), strength=1.0)
-        config = guided_for_model(make_config("drag"), model)
-        return model.decode(guided_edit(model, inversion, "drag", config, case.points, case.editable))[0]
-
-    return run
-
-
-METHODS: dict[str, Method] = {
-    "baseline": baseline,
-    "oracle": oracle,
-    "dragdiffusion": _dragdiffusion(DRAGDIFFUSION),
-    "dragdiffusion-ipms": _dragdiffusion(DRAGDIFFUSION_IPMS),
-    "gooddrag": gooddrag,
-    "dragondiffusion": _guided(dragondiffusion_config),
-    "diffeditor": _guided(diffeditor_config),
-}
+# Two references that are not edits (the unedited reconstruction, and the ground truth through the
+# VAE), then every registered method.
+METHODS: dict[str, Method] = {"baseline": baseline, "oracle": oracle, **{name: _registered(name) for name in REGISTERED}}
 DEMO_METHOD = "gooddrag"  # the best success rate on the toy benchmark (README)
 
 

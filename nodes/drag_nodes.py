@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.attention import ReferenceAttentionConfig
-from ..core.methods.dragdiffusion import DRAGDIFFUSION, DRAGDIFFUSION_IPMS, DragConfig, drag_latent, for_model
-from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample, progress_steps
+from ..core.drag import DragConfig, for_model
+from ..core.methods import dragdiffusion, gooddrag
+from ..core.methods.dragdiffusion import DRAGDIFFUSION, drag_latent
+from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, progress_steps
+from ..core.methods.registry import methods_of
 from ..core.points import DragPoints
 from ..core.preview import previewer
 from . import comfy
 from .convert import conditioning_embeds, latent_out, points_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
 
-SUPERVISION_PRESETS = {"DragDiffusion": DRAGDIFFUSION, "GoodDrag IPMS": DRAGDIFFUSION_IPMS}
+SUPERVISION_METHODS = methods_of(dragdiffusion)  # DragDiffusion, GoodDrag IPMS
 POINTS_EXAMPLE = '{"image_size": [512, 512], "pairs": [{"handle": [200, 256], "target": [280, 256]}]}'
 
 
@@ -100,7 +103,7 @@ class DragKitDragOptimizer:
                 "drag_model": ("DRAG_MODEL", {"tooltip": MODEL_TOOLTIP}),
                 "inversion": ("DRAG_INVERSION", {"tooltip": "From DragKit DDIM Inverter (strength 0.7 for DragDiffusion)."}),
                 "points": POINTS_INPUT,
-                "supervision": (list(SUPERVISION_PRESETS), {"tooltip": "DragDiffusion: r1=1, r2=3, unit steps. GoodDrag "
+                "supervision": (list(SUPERVISION_METHODS), {"tooltip": "DragDiffusion: r1=1, r2=3, unit steps. GoodDrag "
                                 "IPMS: r1=4, r2=12, steps up to 4, against the original handle feature."}),
                 "max_steps": ("INT", {"default": DRAGDIFFUSION.max_steps, "min": 0, "max": 1000,
                                       "tooltip": "Most optimisation steps (80); 80-100 for long drags. 0 = no drag."}),
@@ -120,7 +123,7 @@ class DragKitDragOptimizer:
     @comfy.with_grad
     def drag(self, drag_model, inversion, points, supervision, max_steps, learning_rate, lam, patch_radius,
              track_radius, feature_layer, rescale_points, mask=None, conditioning=None):
-        preset = SUPERVISION_PRESETS[supervision]
+        preset = SUPERVISION_METHODS[supervision].preset()
         config = drag_config(preset, drag_model, feature_layer, max_steps=max_steps, learning_rate=learning_rate,
                              lam=lam, patch_radius=preset.patch_radius if patch_radius < 0 else patch_radius,
                              track_radius=preset.track_radius if track_radius < 0 else track_radius)
@@ -181,6 +184,6 @@ class DragKitAlDDSampler:
                             patience=patience, reference=ReferenceAttentionConfig(enabled=reference_attention))
         points = checked_points(points, drag_model, inversion, rescale_points)
         with comfy.progress(progress_steps(config, inversion), "AlDD", previewer(drag_model)) as callback:
-            result = aldd_sample(drag_model, inversion, points, mask_or_none(mask), config,
-                                 conditioning_embeds(conditioning), callback)
+            result = gooddrag.edit(drag_model, inversion, points, mask_or_none(mask), config,
+                                   conditioning_embeds(conditioning), callback)
         return (latent_out(drag_model, result.latent), result.points)

@@ -10,7 +10,8 @@ from ..core.guidance import GUIDANCE_MODES
 from ..core.image_prompt import (
     DIFFEDITOR_IMAGE_PROMPT_SCALE, DIFFEDITOR_IMAGE_PROMPT_STEPS, ImagePrompt, load_image_prompt_adapter,
 )
-from ..core.methods.diffeditor import diffeditor_config, dragondiffusion_config, edit, for_model
+from ..core.methods import diffeditor
+from ..core.methods.registry import methods_of
 from ..core.preview import previewer
 from . import comfy
 from .convert import conditioning_embeds, latent_out, points_in
@@ -20,7 +21,7 @@ from .specs import seed_input
 
 logger = logging.getLogger(__name__)
 
-METHODS = {"DiffEditor": diffeditor_config, "DragonDiffusion": dragondiffusion_config}
+METHODS = methods_of(diffeditor)  # DiffEditor, DragonDiffusion
 comfy.register_model_folder("ipadapter")  # models/ipadapter, as IP-Adapter packs name it
 
 
@@ -54,7 +55,7 @@ class DragKitRegionalSDESampler:
 
     @classmethod
     def INPUT_TYPES(cls):
-        defaults = diffeditor_config()
+        defaults = diffeditor.diffeditor_config()
         g = defaults.guidance
         return {
             "required": {
@@ -108,12 +109,12 @@ class DragKitRegionalSDESampler:
                energy_scale, w_edit, w_content, w_inpaint, feature_layers, seed, points=None, mask=None,
                conditioning=None, image_prompt=None, ipadapter="none",
                image_prompt_scale=DIFFEDITOR_IMAGE_PROMPT_SCALE):
-        config = for_model(METHODS[method](mode), drag_model)
+        config = diffeditor.for_model(diffeditor.for_mode(METHODS[method].preset(), mode), drag_model)
         if feature_layers.strip() != MODEL_LAYERS:
             config = dataclasses.replace(config, guidance=dataclasses.replace(
                 config.guidance, feature_layers=parse_layers(feature_layers)))
         config = dataclasses.replace(
-            config, sde_eta=sde_eta if method == "DiffEditor" else 0.0, memory_bank=memory_bank, seed=seed,
+            config, sde_eta=sde_eta if config.sde_eta > 0 else 0.0, memory_bank=memory_bank, seed=seed,
             time_travel_steps=config.time_travel_steps if time_travel else (),
             guidance=dataclasses.replace(config.guidance, energy_scale=energy_scale, w_edit=w_edit,
                                          w_content=w_content, w_inpaint=w_inpaint),
@@ -121,9 +122,10 @@ class DragKitRegionalSDESampler:
         drag_points = points_in(points) if mode == "drag" else None
         image = load_image_prompt(drag_model, image_prompt, ipadapter, image_prompt_scale)
         with comfy.progress(len(inversion.timesteps), method, previewer(drag_model)) as callback:
-            latent = edit(drag_model, inversion, mode, config, drag_points, mask_or_none(mask), (dx, dy), scale,
-                          conditioning_embeds(conditioning), callback, image=image)
-        return (latent_out(drag_model, latent),)
+            result = diffeditor.edit(drag_model, inversion, drag_points, mask_or_none(mask), config,
+                                     conditioning_embeds(conditioning), callback, mode=mode, offset=(dx, dy),
+                                     scale=scale, image=image)
+        return (latent_out(drag_model, result.latent),)
 
 
 def load_image_prompt(drag_model, clip_vision_output, ipadapter: str, scale: float) -> ImagePrompt | None:

@@ -116,29 +116,3 @@ def test_model_recommendations_override_only_what_the_model_names(tiny_model):
     assert config.lam == DRAGDIFFUSION_IPMS.lam and config.ipms and config.patch_radius == 4
     tiny_model.hints = ModelHints()
     assert for_model(DRAGDIFFUSION, tiny_model) == DRAGDIFFUSION
-
-
-def test_a_new_drag_node_runs_the_benchmarks_configuration(monkeypatch):
-    """Drag Optimizer and AlDD Sampler with their default widgets resolve the same configs as `dragkit bench toy`."""
-    import types
-
-    from conftest import inverted_tiny_model
-
-    from dragkit.core.methods.dragdiffusion import DRAGDIFFUSION, for_model
-    from dragkit.core.methods.gooddrag import GOODDRAG_DRAG
-    from dragkit.nodes import drag_nodes
-
-    model, inversion = inverted_tiny_model(num_steps=10, strength=0.7)
-    model.hints = model.hints.replace(feature_layers=(1,), supervision_scale=1.0)
-    seen = []
-    fake = types.SimpleNamespace(latent=inversion.start, points=None)
-    monkeypatch.setattr(drag_nodes, "drag_latent", lambda m, inv, p, mask, config, *a: seen.append(config) or fake)
-    monkeypatch.setattr(drag_nodes, "aldd_sample", lambda m, inv, p, mask, config, *a: seen.append(config.drag) or fake)
-    points = DragPoints.from_pairs((128, 128), [((40, 64), (60, 64))])
-    for node_class, function in ((drag_nodes.DragKitDragOptimizer, "drag"), (drag_nodes.DragKitAlDDSampler, "sample")):
-        required = node_class.INPUT_TYPES()["required"]
-        widgets = {name: spec[0][0] if isinstance(spec[0], list) else spec[1]["default"]
-                   for name, spec in required.items() if name not in ("drag_model", "inversion", "points")}
-        getattr(node_class(), function)(model, inversion, points, **widgets)
-    assert seen == [for_model(DRAGDIFFUSION, model), for_model(GOODDRAG_DRAG, model)]
-    assert seen[0].feature_layers == (1,) and seen[0].supervision_scale == 1.0

@@ -10,7 +10,7 @@ import torch
 from conftest import inverted_tiny_model
 
 from dragkit.core.errors import DragKitInputError
-from dragkit.core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
+from dragkit.core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, edit
 from dragkit.core.points import DragPoints
 from dragkit.core.sampling import reference_sample
 
@@ -37,7 +37,7 @@ def test_without_drag_rounds_aldd_is_reference_sampling(setup):
     model, inversion = setup
     expected, expected_source = reference_sample(model, inversion)
     for config in (_config(drag_steps=0), _config(rounds=0)):
-        result = aldd_sample(model, inversion, POINTS, config=config)
+        result = edit(model, inversion, POINTS, config=config)
         torch.testing.assert_close(result.latent, expected)
         torch.testing.assert_close(result.source, expected_source)
         assert result.rounds == 0
@@ -50,7 +50,7 @@ def test_schedule_and_unet_call_count(setup):
     calls, handle = _count_unet_calls(model)
     seen = []
     try:
-        result = aldd_sample(model, inversion, POINTS, config=config, callback=lambda s, n, i: seen.append((s, n, i)))
+        result = edit(model, inversion, POINTS, config=config, callback=lambda s, n, i: seen.append((s, n, i)))
     finally:
         handle.remove()
     # Per drag step: 1 reference pass + 1 tracking pass + rounds * J Adam steps; then 1 batched
@@ -67,20 +67,20 @@ def test_schedule_and_unet_call_count(setup):
 def test_early_stop_without_movement(setup):
     model, inversion = setup
     config = _config(patience=3, drag={"learning_rate": 1e-9})
-    result = aldd_sample(model, inversion, POINTS, config=config)
+    result = edit(model, inversion, POINTS, config=config)
     assert result.stopped == "no movement" and result.rounds == 3
 
 
 def test_early_stop_when_arrived(setup):
     model, inversion = setup
     near = DragPoints.from_pairs((128, 128), [((64, 64), (66, 64))])
-    result = aldd_sample(model, inversion, near, config=_config())
+    result = edit(model, inversion, near, config=_config())
     assert result.stopped == "arrived" and result.rounds == 0
 
 
 def test_handles_advance(setup):
     model, inversion = setup
-    result = aldd_sample(model, inversion, POINTS, config=_config(drag_steps=3, rounds=4))
+    result = edit(model, inversion, POINTS, config=_config(drag_steps=3, rounds=4))
     assert result.distances[-1] < 16.0 * 0.6
     assert result.points.handles[0][0] > 50
     unedited, _ = reference_sample(model, inversion)

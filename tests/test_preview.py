@@ -17,7 +17,7 @@ from dragkit.core.guidance import drag_geometry
 from dragkit.core.methods import dragdiffusion
 from dragkit.core.methods.diffeditor import diffeditor_config, regional_sde_sample
 from dragkit.core.methods.dragdiffusion import DRAGDIFFUSION, drag_latent
-from dragkit.core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, aldd_sample
+from dragkit.core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, edit
 from dragkit.core.metrics import psnr
 from dragkit.core.model import TOY_MODEL_PATH, load_toy_model
 from dragkit.core.points import DragPoints
@@ -158,10 +158,10 @@ def test_aldd_reports_estimates_in_rounds_and_denoising_steps(setup, monkeypatch
     drag = dataclasses.replace(GOODDRAG_DRAG, feature_layers=(1,))
     config = AlDDConfig(drag=drag, drag_steps=2, rounds=2, steps_per_round=2)
     mask = torch.ones(128, 128)
-    plain = aldd_sample(model, inversion, POINTS, mask, config)
+    plain = edit(model, inversion, POINTS, mask, config)
     calls = _record_noise(monkeypatch, model)
     infos, callback = _recorder()
-    result = aldd_sample(model, inversion, POINTS, mask, config, callback=callback)
+    result = edit(model, inversion, POINTS, mask, config, callback=callback)
     assert torch.equal(result.latent, plain.latent) and torch.equal(result.source, plain.source)
     assert all("estimate" in info for info in infos)
     _check_estimates([info["estimate"] for info in infos])

@@ -47,6 +47,7 @@ from ..masks import as_mask, is_empty, rasterize_strokes
 from ..model import DragModel
 from ..points import DragPoints
 from ..schedule import predicted_x0
+from .result import EditResult
 
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -89,9 +90,15 @@ class RegionalSDEConfig:
             raise DragKitInputError("`time_travel_repeats` must be >= 1; step indices must be >= 0.")
 
 
+def for_mode(config: RegionalSDEConfig, mode: str) -> RegionalSDEConfig:
+    """``config`` with the reference's guidance defaults of ``mode`` (drag, or move and resize)."""
+    check_choice(mode, "mode", GUIDANCE_MODES)
+    return dataclasses.replace(config, guidance=dataclasses.replace(DRAG_GUIDANCE if mode == "drag" else MOVE_GUIDANCE))
+
+
 def diffeditor_config(mode: str = "drag") -> RegionalSDEConfig:
     """DiffEditor (alg D+) with the guidance defaults of ``mode``."""
-    return RegionalSDEConfig(guidance=dataclasses.replace(DRAG_GUIDANCE if mode == "drag" else MOVE_GUIDANCE))
+    return for_mode(RegionalSDEConfig(), mode)
 
 
 def dragondiffusion_config(mode: str = "drag") -> RegionalSDEConfig:
@@ -255,16 +262,17 @@ def drag_region(points: DragPoints) -> torch.Tensor:
 def edit(
     model: DragModel,
     inversion: Inversion,
-    mode: str,
-    config: RegionalSDEConfig,
-    points: DragPoints | None = None,
+    points: DragPoints | None,
     mask: torch.Tensor | None = None,
-    offset: tuple[float, float] = (0.0, 0.0),
-    scale: float = 1.0,
+    config: RegionalSDEConfig | None = None,
     prompt_embeds: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
+    *,
+    mode: str = "drag",
+    offset: tuple[float, float] = (0.0, 0.0),
+    scale: float = 1.0,
     image: ImagePrompt | None = None,
-) -> torch.Tensor:
+) -> EditResult:
     """A DragonDiffusion / DiffEditor edit from an inversion: geometry, start latent, guided sampling.
 
     The one place the method is assembled; the node, the benchmarks and the library call it.
@@ -272,19 +280,21 @@ def edit(
     Args:
         model: the bundle.
         inversion: from :func:`~dragkit.core.inversion.ddim_invert` (strength 1.0 in the papers).
-        mode: ``"drag"`` (``points`` needed), ``"move"`` or ``"resize"`` (``mask`` of the object needed).
-        config: :func:`diffeditor_config` / :func:`dragondiffusion_config` of ``mode``, e.g. through :func:`for_model`.
-        points: drag pairs in image pixels (drag).
+        points: drag pairs in image pixels (drag; ignored otherwise).
         mask: ``(H, W)`` image-size mask: the edit region (drag; empty = :func:`drag_region`) or the
             object to move (move, resize).
+        config: :func:`diffeditor_config` / :func:`dragondiffusion_config` of ``mode``, e.g. through
+            :func:`for_model`; ``None`` = DiffEditor's.
+        prompt_embeds, callback, image: as :func:`regional_sde_sample`.
+        mode: ``"drag"`` (``points`` needed), ``"move"`` or ``"resize"`` (``mask`` of the object needed).
         offset: ``(dx, dy)`` of the object in image pixels (move, resize).
         scale: the object's size factor (resize).
-        prompt_embeds, callback, image: as :func:`regional_sde_sample`.
 
     Returns:
-        ``(1, C, h, w)`` clean edited latent.
+        the ``(1, C, h, w)`` clean edited latent, and the pairs (drag) or ``None``.
     """
     check_choice(mode, "mode", GUIDANCE_MODES)
+    config = config or diffeditor_config(mode)
     start = inversion.start
     latent_size = tuple(start.shape[-2:])
     image_size = model.image_size(start)
@@ -298,7 +308,9 @@ def edit(
     else:
         if is_empty(mask):
             raise DragKitInputError(f"{mode} mode needs a `mask` of the object to {mode}; paint it in the Point Picker.")
+        points = None
         geometry = move_geometry(as_mask(mask, image_size), offset, scale if mode == "resize" else 1.0, latent_size,
                                  config.guidance)
     edited = inversion.with_edit(initial_latent(start.to(model.device), geometry, config.guidance.upsample))
-    return regional_sde_sample(model, edited, geometry, config, prompt_embeds, callback, image=image)
+    latent = regional_sde_sample(model, edited, geometry, config, prompt_embeds, callback, image=image)
+    return EditResult(latent, points)

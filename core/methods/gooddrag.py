@@ -2,7 +2,7 @@
 
 Reference: ``zewei-Zhang/GoodDrag`` ``pipeline.py`` (``good_drag``, ``gooddrag_step``), defaults from
 ``bench_gooddrag.py``. Written anew on the same primitives as DragDiffusion
-(:mod:`.dragdiffusion`): the motion supervision, tracking and background term are those functions,
+(:mod:`..drag`): the motion supervision, tracking and background term are those functions,
 run here at several timesteps instead of one.
 
 Instead of all drag steps at t, AlDD drags a little at each of the first T denoising steps:
@@ -33,7 +33,9 @@ from ..inversion import Inversion
 from ..model import DragModel
 from ..points import DragPoints
 from ..tracking import track_points
-from .dragdiffusion import DragConfig, drag_estimate, drag_forward, drag_loss, prepare_drag, remaining_distance
+from ..drag import DragConfig, drag_estimate, drag_forward, drag_loss, prepare_drag, remaining_distance
+from ..drag import for_model as drag_for_model
+from .result import EditResult
 
 ProgressCallback = Callable[[int, int, dict], None]
 
@@ -67,35 +69,37 @@ class AlDDConfig:
                 raise DragKitInputError(f"`{name}` must be {'1' if name == 'patience' else '0'} or more, got {getattr(self, name)}.")
 
 
+def for_model(config: AlDDConfig, model: DragModel) -> AlDDConfig:
+    """``config`` with the model's recommended drag settings (:func:`..drag.for_model`)."""
+    return dataclasses.replace(config, drag=drag_for_model(config.drag, model))
+
+
 @dataclasses.dataclass
-class AlDDResult:
-    """Outcome of an AlDD edit.
+class AlDDResult(EditResult):
+    """Outcome of an AlDD edit: the clean edited latent and the pairs with the handles where
+    tracking left them (image pixels), and
 
     Attributes:
-        latent: ``(1, C, h, w)`` clean edited latent.
         source: ``(1, C, h, w)`` clean reconstruction of the source branch.
-        points: the pairs with the handles where tracking left them (image pixels).
         rounds: tracking rounds run (at most ``drag_steps * rounds``).
         distances: mean remaining distance (grid pixels) after each round.
         stopped: why dragging ended: "arrived", "no movement" or "schedule".
     """
 
-    latent: torch.Tensor
     source: torch.Tensor
-    points: DragPoints
     rounds: int
     distances: list[float]
     stopped: str
 
 
 def progress_steps(config: AlDDConfig, inversion: Inversion) -> int:
-    """How many callbacks :func:`aldd_sample` makes at most: every round of every drag step, then every
+    """How many callbacks :func:`edit` makes at most: every round of every drag step, then every
     denoising step."""
     timesteps = len(inversion.denoise_timesteps)
     return min(config.drag_steps, timesteps) * config.rounds + timesteps
 
 
-def aldd_sample(
+def edit(
     model: DragModel,
     inversion: Inversion,
     points: DragPoints,
@@ -104,7 +108,9 @@ def aldd_sample(
     prompt_embeds: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
 ) -> AlDDResult:
-    """Drag while denoising from ``inversion.t`` to 0; see the module docstring for the schedule.
+    """A whole GoodDrag edit: drag while denoising from ``inversion.t`` to 0 (the module docstring
+    gives the schedule). The one place the method is assembled; the AlDD Sampler node and the
+    benchmarks call it.
 
     Args:
         model: the bundle (pair it with a LoRA trained with the GoodDrag preset).
@@ -197,4 +203,4 @@ def aldd_sample(
     if handles is not None:
         final_points = final_points.from_grid(handles, problem.grid)
     check_stage_finite(edited, "AlDD sampling", "lower learning_rate (GoodDrag: 0.02) or lam")
-    return AlDDResult(edited, source, final_points, rounds_run, distances, stopped)
+    return AlDDResult(edited, final_points, source, rounds_run, distances, stopped)

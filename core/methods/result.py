@@ -1,0 +1,23 @@
+"""What every method's ``edit`` returns."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..points import DragPoints
+
+
+@dataclasses.dataclass
+class EditResult:
+    """The outcome of one edit.
+
+    Attributes:
+        latent: ``(1, C, h, w)`` float32 clean edited latent (decode it with the model's VAE).
+        points: where the handles ended (methods that track them), the pairs as given (guidance
+            methods), or ``None`` (move and resize, which have no pairs).
+    """
+
+    latent: torch.Tensor
+    points: DragPoints | None

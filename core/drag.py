@@ -148,7 +148,6 @@ def prepare_drag(
         )
         prediction = scheduler.step(noise, t, original).prev_sample if use_background else None
     handles0, targets = (p.to(model.device) for p in points.to_grid(grid))
-    handles0 = handles0.clamp(max=torch.tensor([grid[0] - 1, grid[1] - 1], device=model.device))
     return DragProblem(
         t=t,
         grid=grid,

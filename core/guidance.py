@@ -28,6 +28,7 @@ from kornia.geometry.transform import warp_affine
 from .errors import DragKitInputError
 from .features import unet_feature_maps
 from .model import DragModel
+from .points import grid_cells
 
 GUIDANCE_MODES = ("drag", "move", "resize")
 
@@ -189,16 +190,10 @@ def drag_geometry(handles_image: torch.Tensor, targets_image: torch.Tensor, edit
         editable: ``(H, W)`` edit mask in image pixels (1 = may change).
     """
     rows, cols = latent_size[0] * config.upsample, latent_size[1] * config.upsample
-    width, height = image_size
-
-    def to_grid(xy):
-        return torch.stack([xy[:, 1] / height * rows, xy[:, 0] / width * cols], dim=-1).round().clamp(
-            min=torch.zeros(2), max=torch.tensor([rows - 1.0, cols - 1.0]))
-
     grid_mask = F.interpolate(editable[None, None].float(), size=(rows, cols), mode="nearest")[0, 0] > 0.5
     region = F.interpolate(editable[None, None].float(), size=latent_size, mode="nearest")
-    return EditGeometry("drag", to_grid(handles_image), to_grid(targets_image), None, None, (region > 0.5).float(),
-                        ~grid_mask)
+    handles, targets = (grid_cells(xy.float(), image_size, (rows, cols)) for xy in (handles_image, targets_image))
+    return EditGeometry("drag", handles, targets, None, None, (region > 0.5).float(), ~grid_mask)
 
 
 def move_geometry(object_mask: torch.Tensor, offset: tuple[float, float], scale: float,

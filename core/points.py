@@ -1,8 +1,15 @@
 """DRAG_POINTS: handle -> target pairs in image pixels, with their image size.
 
 Convention: ``(x, y)`` in image pixels, x to the right, y down, origin at the top-left corner of
-the image; floats are allowed. The move to ``(row, col)`` on a feature grid happens in one place,
-:meth:`DragPoints.to_grid`.
+the image; floats are allowed. Image pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``, so a click
+on it lands at its centre ``(j + 0.5, i + 0.5)``.
+
+The move to ``(row, col)`` on a feature grid happens in one place, :func:`image_to_grid` and its
+inverse :func:`grid_to_image`, used by motion supervision, energy guidance and feature regions
+alike. A grid of ``(rows, cols)`` splits the image into equal cells; grid index ``k`` is the centre
+of cell ``k``, which covers image rows ``[k h / rows, (k + 1) h / rows)``. Hence
+``row = y rows / h - 0.5``, and the cell holding a point is ``floor(y rows / h)``
+(:func:`grid_cells`).
 
 JSON form (what the Point Picker widget and API workflows send)::
 
@@ -136,29 +143,50 @@ class DragPoints:
         scale = lambda pts: tuple((x * sx, y * sy) for x, y in pts)  # noqa: E731
         return DragPoints((width, height), scale(self.handles), scale(self.targets))
 
-    def to_grid(self, grid_size: Sequence[int], round_points: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Handles and targets as ``(N, 2)`` float tensors of ``(row, col)`` on a ``(rows, cols)`` grid.
-
-        A grid cell of size ``image/grid`` holds the image pixels it covers: ``row = y / h * rows``,
-        as DragDiffusion does for its half-resolution supervision grid (and it rounds, as here).
-        """
-        rows, cols = grid_size
-        width, height = self.image_size
-
-        def convert(points):
-            grid = torch.tensor([[y / height * rows, x / width * cols] for x, y in points], dtype=torch.float32)
-            return grid.round() if round_points else grid
-
-        return convert(self.handles), convert(self.targets)
+    def to_grid(self, grid_size: Sequence[int], cells: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Handles and targets as ``(N, 2)`` float tensors of ``(row, col)`` on a ``(rows, cols)`` grid:
+        the cells holding them (:func:`grid_cells`), or with ``cells=False`` the sub-cell coordinates
+        (:func:`image_to_grid`)."""
+        convert = grid_cells if cells else image_to_grid
+        return tuple(convert(torch.tensor(points, dtype=torch.float32), self.image_size, grid_size)
+                     for points in (self.handles, self.targets))
 
     def from_grid(self, handles: torch.Tensor, grid_size: Sequence[int]) -> "DragPoints":
-        """Inverse of :meth:`to_grid` for handles: ``(N, 2)`` ``(row, col)`` back to image pixels."""
-        rows, cols = grid_size
+        """These pairs with the handles moved to ``(N, 2)`` ``(row, col)`` grid coordinates (inside the image)."""
         width, height = self.image_size
-        return self.with_handles(
-            [(min(max(float(c) / cols * width, 0.0), width), min(max(float(r) / rows * height, 0.0), height))
-             for r, c in handles.tolist()]
-        )
+        xy = grid_to_image(handles.detach().float().cpu(), self.image_size, grid_size)
+        xy = xy.clamp(min=torch.zeros(2), max=torch.tensor([float(width), float(height)]))
+        return self.with_handles([tuple(point) for point in xy.tolist()])
+
+
+def image_to_grid(xy: torch.Tensor, image_size: Sequence[int], grid_size: Sequence[int]) -> torch.Tensor:
+    """Image pixels to grid coordinates (the module docstring states the convention).
+
+    Args:
+        xy: ``(N, 2)`` ``(x, y)`` in pixels of an image of ``image_size = (w, h)``.
+        grid_size: ``(rows, cols)``.
+
+    Returns:
+        ``(N, 2)`` float ``(row, col)``; integer values are cell centres.
+    """
+    (width, height), (rows, cols) = image_size, grid_size
+    scale = torch.tensor([rows / height, cols / width], dtype=xy.dtype, device=xy.device)
+    return xy.flip(-1) * scale - 0.5
+
+
+def grid_to_image(rc: torch.Tensor, image_size: Sequence[int], grid_size: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`image_to_grid`: ``(N, 2)`` ``(row, col)`` to ``(N, 2)`` ``(x, y)`` image pixels."""
+    (width, height), (rows, cols) = image_size, grid_size
+    scale = torch.tensor([width / cols, height / rows], dtype=rc.dtype, device=rc.device)
+    return (rc.flip(-1) + 0.5) * scale
+
+
+def grid_cells(xy: torch.Tensor, image_size: Sequence[int], grid_size: Sequence[int]) -> torch.Tensor:
+    """``(N, 2)`` float ``(row, col)`` of the grid cell holding each ``(x, y)`` image point; points on
+    or past the image border get the border cell."""
+    rows, cols = grid_size
+    cells = torch.floor(image_to_grid(xy, image_size, grid_size) + 0.5)
+    return cells.clamp(min=torch.zeros(2, device=xy.device), max=torch.tensor([rows - 1.0, cols - 1.0], device=xy.device))
 
 
 def _size(image_size: Sequence[int]) -> tuple[int, int]:

@@ -116,6 +116,26 @@ def feature_region(
     return region_from_features(features.mean(dim=0, keepdim=True), points, config.threshold, config.dilation)
 
 
+def handle_similarity(features: torch.Tensor, points: DragPoints) -> torch.Tensor:
+    """Cosine similarity of the feature under each handle to every image pixel.
+
+    The handle's feature is read at its sub-cell grid position (:func:`..points.image_to_grid`), and
+    the grid-resolution maps are resized bilinearly to the image, so a map peaks around its click.
+
+    Args:
+        features: ``(1, C, rows, cols)`` feature map over the points' image.
+
+    Returns:
+        ``(N, H, W)`` float32 on the CPU, at the points' image size.
+    """
+    width, height = points.image_size
+    rows, cols = features.shape[-2:]
+    handles, _ = points.to_grid((rows, cols), cells=False)
+    centers = handles.clamp(min=torch.zeros(2), max=torch.tensor([rows - 1.0, cols - 1.0]))
+    similarity = similarity_maps(features.float(), centers.to(features.device))
+    return F.interpolate(similarity[None], size=(height, width), mode="bilinear", align_corners=False)[0].cpu()
+
+
 def region_from_features(features: torch.Tensor, points: DragPoints, threshold: float, grow: int = 0) -> torch.Tensor:
     """Steps 3-4 of :func:`feature_region` on a given ``(1, C, h, w)`` feature map.
 
@@ -123,12 +143,8 @@ def region_from_features(features: torch.Tensor, points: DragPoints, threshold: 
         ``(H, W)`` float mask at the points' image size.
     """
     width, height = points.image_size
-    rows, cols = features.shape[-2:]
     # 3. similarity to each handle, at image resolution
-    handles, _ = points.to_grid((rows, cols), round_points=False)
-    centers = (handles - 0.5).clamp(min=0).minimum(torch.tensor([rows - 1.0, cols - 1.0]))
-    similarity = F.interpolate(similarity_maps(features.float(), centers.to(features.device))[None],
-                               size=(height, width), mode="bilinear", align_corners=False)[0].cpu()
+    similarity = handle_similarity(features, points)
     # 4. threshold, keep the handle's component, dilate, unite
     region = torch.zeros(height, width, dtype=torch.bool)
     for (x, y), similar in zip(points.handles, similarity):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dragkit.core.errors import DragKitInputError
-from dragkit.core.points import DragPoints
+from dragkit.core.points import DragPoints, grid_cells, grid_to_image, image_to_grid
 
 DRAGBENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "DragBench"
 
@@ -75,12 +75,31 @@ def test_size_mismatch_is_an_error_unless_rescaling_is_asked():
     assert half.handles[0] == (50.0, 100.0) and half.targets[1] == (15.0, 20.0)
 
 
-def test_grid_conversion_is_row_col_and_round_trips():
-    points = DragPoints.from_pairs((64, 32), [((16, 8), (48, 24))])
-    handles, targets = points.to_grid((16, 32))  # half resolution: (rows, cols)
-    assert handles.tolist() == [[4.0, 8.0]] and targets.tolist() == [[12.0, 24.0]]
+def test_grid_conversion_is_row_col_with_cell_centres():
+    # A 64x32 image on a (16, 32) grid: cells are 2 px wide and 2 px tall.
+    points = DragPoints.from_pairs((64, 32), [((16.5, 8.5), (47.9, 24.0))])
+    handles, targets = points.to_grid((16, 32), cells=False)
+    torch.testing.assert_close(handles, torch.tensor([[8.5 / 2 - 0.5, 16.5 / 2 - 0.5]]))  # (row, col)
+    cells, target_cells = points.to_grid((16, 32))
+    assert cells.tolist() == [[4.0, 8.0]]  # pixel (8, 16) lies in cell (4, 8)
+    assert target_cells.tolist() == [[12.0, 23.0]]  # x 47.9 is still in column 23 (pixels 46-48)
+    # Inverse: a cell index is the cell's centre; round trips are exact.
     back = points.from_grid(handles, (16, 32))
-    assert back.handles == ((16.0, 8.0),) and back.targets == points.targets
+    assert back.handles == ((16.5, 8.5),) and back.targets == points.targets
+    assert points.from_grid(cells, (16, 32)).handles == ((17.0, 9.0),)
+
+
+def test_grid_cells_hold_their_points_and_stay_inside():
+    size, grid = (100, 60), (15, 25)  # 4 px per cell both ways
+    xy = torch.tensor([[0.0, 0.0], [3.99, 3.99], [4.0, 4.0], [99.9, 59.9], [100.0, 60.0], [-3.0, 70.0]])
+    assert grid_cells(xy, size, grid).tolist() == [[0, 0], [0, 0], [1, 1], [14, 24], [14, 24], [14, 0]]
+    rc = torch.tensor([[0.0, 0.0], [14.0, 24.0], [3.25, 7.5]])
+    torch.testing.assert_close(image_to_grid(grid_to_image(rc, size, grid), size, grid), rc)
+    # Every pixel centre maps into the cell that covers it.
+    ys, xs = torch.meshgrid(torch.arange(60.0), torch.arange(100.0), indexing="ij")
+    centres = torch.stack([xs.flatten() + 0.5, ys.flatten() + 0.5], dim=-1)
+    cells = grid_cells(centres, size, grid)
+    assert torch.equal(cells[:, 0], (ys.flatten() // 4)) and torch.equal(cells[:, 1], (xs.flatten() // 4))
 
 
 def test_with_handles_keeps_targets():

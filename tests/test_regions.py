@@ -7,7 +7,9 @@ import torch
 
 from dragkit.core.errors import DragKitInputError
 from dragkit.core.points import DragPoints
-from dragkit.core.regions import RegionConfig, component_at, feature_region, region_from_features, similarity_maps
+from dragkit.core.regions import (
+    RegionConfig, component_at, feature_region, handle_similarity, region_from_features, similarity_maps,
+)
 
 
 def _planted(size=16, channels=8):
@@ -20,11 +22,36 @@ def _planted(size=16, channels=8):
     return features
 
 
-def test_similarity_is_one_at_the_centre():
-    features = _planted()
-    maps = similarity_maps(features, torch.tensor([[5.0, 5.0]]))
-    assert maps.shape == (1, 16, 16) and maps[0, 5, 5] == pytest.approx(1.0)
-    assert maps[0, 12, 12] == pytest.approx(1.0)  # the far copy is just as similar
+def _one_hot(rows=16, cols=16):
+    """``(1, rows * cols, rows, cols)``: every cell its own orthogonal feature."""
+    return torch.eye(rows * cols).reshape(rows * cols, rows, cols)[None]
+
+
+def test_a_click_reads_the_feature_of_the_cell_under_it():
+    # 64x64 image over 16x16 cells of 4 px: the click at the centre of cell (5, 9) reads exactly that
+    # cell's feature (similarity 1 there, 0 elsewhere on the grid) ...
+    features = _one_hot()
+    centre = DragPoints.from_pairs((64, 64), [((9 * 4 + 2, 5 * 4 + 2), (0, 0))])
+    handles, _ = centre.to_grid((16, 16), cells=False)
+    assert handles.tolist() == [[5.0, 9.0]]
+    grid = similarity_maps(features, handles)[0]
+    assert grid[5, 9] == pytest.approx(1.0) and grid.sum() == pytest.approx(1.0)
+    # ... and its image-resolution map is symmetric about the click: it peaks on the 2x2 pixels
+    # around the cell's centre (rows and columns 21-22, 37-38), not half a cell off.
+    image = handle_similarity(features, centre)[0]
+    peak = image.max()
+    assert {tuple(p) for p in torch.nonzero(image == peak).tolist()} == {(21, 37), (21, 38), (22, 37), (22, 38)}
+    torch.testing.assert_close(image[16:28, 32:44], image[16:28, 32:44].flip(0).flip(1))
+
+
+def test_a_click_between_cells_blends_them():
+    # A click on the border of cells 5 and 6 (x = 24) reads both equally.
+    features = _one_hot()
+    border = DragPoints.from_pairs((64, 64), [((24.0, 22.0), (0, 0))])
+    handles, _ = border.to_grid((16, 16), cells=False)
+    grid = similarity_maps(features, handles)[0]
+    assert grid[5, 5] == pytest.approx(grid[5, 6]) and grid[5, 5] == pytest.approx(2 ** -0.5)
+    assert grid[5, 4] == 0 and grid[5, 7] == 0
 
 
 def test_region_is_the_connected_object_only():
@@ -57,7 +84,7 @@ def test_feature_region_on_the_tiny_unet(tiny_model, latent):
     points = DragPoints.from_pairs((128, 128), [((64, 64), (80, 64))])
     region = feature_region(tiny_model, latent, points, config=RegionConfig(feature_layers=(2,), threshold=0.8))
     assert region.shape == (128, 128) and region[64, 64] == 1
-    assert 0 < region.mean() < 1
+    assert region.sum() > 1 and region.mean() < 1  # more than the clicked pixel (which is always in), not all
     again = feature_region(tiny_model, latent, points, config=RegionConfig(feature_layers=(2,), threshold=0.8))
     assert torch.equal(region, again)  # seeded
 

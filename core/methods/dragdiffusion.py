@@ -16,7 +16,9 @@ Each step:
 Deliberate differences from the reference code: patches are sampled with ``grid_sample`` and
 border padding (the reference clips windows at the border, GoodDrag does not guard at all); the
 UNet runs in the model's dtype with a float32 latent and no GradScaler (the reference uses fp16
-autocast and a GradScaler on CUDA only).
+autocast and a GradScaler on CUDA only); a point goes to the grid cell that holds it
+(:func:`..points.grid_cells`, shared with guidance and regions) where the reference rounds
+``y * rows / h``, which picks the next cell for points in the second half of a cell.
 """
 
 from __future__ import annotations

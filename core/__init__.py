@@ -10,7 +10,8 @@ One concept per module:
 - ``hints``         what a model recommends to the methods (its dragkit.json), typed and checked
 - ``model``         the model bundle (UNet, schedule, latent scale, device/dtype policy, VAE)
 - ``adapters``      which LoRA adapter a shared UNet runs, and how many it keeps
-- ``lora``          per-image LoRA training, saving and loading
+- ``lora``          per-image LoRA training, and the name a trained LoRA gets
+- ``lora_files``    LoRA files: saving in the kohya layout ComfyUI reads, loading kohya or peft keys
 - ``features``      UNet decoder feature taps
 - ``inversion``     DDIM inversion keeping the whole trajectory
 - ``attention``     self-attention edits (reference K/V, memory bank) as diffusers attention processors
@@ -26,5 +27,7 @@ One concept per module:
 - ``preview``       live-preview pictures of a latent
 - ``overlay``       drawing pairs and masks on an image; tensor <-> PIL
 - ``metrics``       drag accuracy and image metrics
-- ``methods/``      one module per paper, each assembling its method from the above
+- ``drag``          the drag loop's primitives shared by DragDiffusion and GoodDrag
+- ``methods/``      one module per paper, each assembling its method once in an ``edit`` from the
+                    above; ``methods.registry`` lists them for the nodes and the benchmarks
 """

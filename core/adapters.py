@@ -22,6 +22,7 @@ import collections
 import dataclasses
 import logging
 import os
+import re
 import warnings
 import weakref
 
@@ -202,8 +203,9 @@ def snapshot(unet, name: str, key: str, metadata: dict) -> AdapterWeights:
     return weights
 
 
-def add_adapter(unet, name: str, config) -> None:
-    """``unet.add_adapter`` after making room for it under :func:`max_loaded_adapters`.
+def add_adapter(unet, name: str, config) -> list[torch.nn.Parameter]:
+    """``unet.add_adapter`` after making room for it under :func:`max_loaded_adapters`; returns the
+    adapter's parameters, float32 and frozen.
 
     peft draws the initial weights from torch's global generators; their state is put back after,
     so adding an adapter never changes what a later unseeded draw gives.
@@ -218,6 +220,17 @@ def add_adapter(unet, name: str, config) -> None:
     finally:
         changed(unet)
     _of(unet).used[name] = None
+    return float32_parameters(unet, name)
+
+
+def float32_parameters(unet, name: str) -> list[torch.nn.Parameter]:
+    """Adapter ``name``'s parameters cast to float32 (as diffusers' ``cast_training_params``: trainable
+    weights in fp32 even with an fp16 UNet), frozen."""
+    parameters = [p for n, p in unet.named_parameters() if f".{name}." in n]
+    for parameter in parameters:
+        parameter.data = parameter.data.float()
+        parameter.requires_grad_(False)
+    return parameters
 
 
 def delete_adapter(unet, name: str) -> None:
@@ -234,9 +247,38 @@ def restore_adapter(unet, weights: AdapterWeights) -> None:
     add_adapter(unet, weights.name, weights.config)
     device = next(unet.parameters()).device
     set_peft_model_state_dict(unet, {k: v.to(device) for k, v in weights.state.items()}, adapter_name=weights.name)
-    for parameter_name, parameter in unet.named_parameters():
-        if f".{weights.name}." in parameter_name:
-            parameter.data = parameter.data.float()
+    float32_parameters(unet, weights.name)
     changed(unet)
     register(unet, weights)
     logger.info("put back evicted LoRA adapter %s", weights.name)
+
+
+# ------------------------------------------------------------------- a DragModel and its adapter
+def check_base(model) -> None:
+    """Refuse a bundle that already runs a LoRA: DragKit applies one at a time."""
+    if model.adapter is not None:
+        raise DragKitInputError(f"the model already runs the LoRA `{model.adapter}`; connect the model from before "
+                                "the LoRA Trainer / Loader (DragKit applies one LoRA at a time).")
+
+
+def reuse(model, name: str, key: str) -> bool:
+    """True when adapter ``name`` is loaded and was made from ``key``; an error when the name is taken."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise DragKitInputError(f"`adapter_name` must be letters, digits and '_', got {name!r}.")
+    if name not in (getattr(model.unet, "peft_config", None) or {}):
+        return False
+    record = registered(model.unet, name)
+    if record is not None and record.key == key:
+        return True
+    raise DragKitInputError(f"`adapter_name` {name!r} is already used by another LoRA in the model `{model.name}`; "
+                            "choose another name or leave it empty.")
+
+
+def attach(model, name: str, key: str, metadata: dict):
+    """The bundle running the new adapter ``name``, with a CPU copy registered as made from ``key``."""
+    return model.with_adapter(name, snapshot(model.unet, name, key, metadata))
+
+
+def attach_registered(model, name: str):
+    """The bundle running the already loaded adapter ``name``."""
+    return model.with_adapter(name, registered(model.unet, name))

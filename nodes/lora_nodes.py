@@ -6,9 +6,8 @@ import dataclasses
 
 from ..core.errors import DragKitInputError, DragKitModelError
 from ..core.files import checked_file
-from ..core.lora import (
-    DRAGDIFFUSION_LORA, LORA_PRESETS, check_save_target, load_lora, lora_save_path, preset_config, save_lora, train_lora,
-)
+from ..core.lora import DRAGDIFFUSION_LORA, LORA_PRESETS, preset_config, train_lora
+from ..core.lora_files import check_save_target, load_lora, lora_save_path, save_lora
 from . import comfy
 from .convert import conditioning_embeds, latent_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP

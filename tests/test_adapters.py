@@ -123,7 +123,7 @@ def test_a_reused_adapter_name_never_runs_another_loras_weights(limit):
 
 
 def test_a_restored_adapter_is_found_again_and_can_be_saved(limit, tmp_path):
-    from dragkit.core.lora import save_lora
+    from dragkit.core.lora_files import save_lora
 
     limit(1)
     model = make_tiny_model()

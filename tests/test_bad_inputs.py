@@ -23,7 +23,8 @@ from safetensors.torch import save_file
 from dragkit.core import limits
 from dragkit.core.errors import DragKitError
 from dragkit.core.inversion import ddim_invert
-from dragkit.core.lora import LoraTrainingConfig, save_lora, train_lora
+from dragkit.core.lora import LoraTrainingConfig, train_lora
+from dragkit.core.lora_files import save_lora
 from dragkit.nodes import comfy, drag_nodes, inversion_nodes, lora_nodes, model_nodes, picker_nodes
 
 STATE = {"version": 1, "image_size": [128, 128], "pairs": [{"handle": [40, 64], "target": [60, 64]}],

@@ -350,7 +350,8 @@ def test_saved_lora_loads_in_comfyui_lora_loader(tmp_path):
     import torch
     from diffusers import UNet2DConditionModel
 
-    from dragkit.core.lora import LoraTrainingConfig, save_lora, train_lora
+    from dragkit.core.lora import LoraTrainingConfig, train_lora
+    from dragkit.core.lora_files import save_lora
     from dragkit.core.model import DragModel
 
     unet_config = {"cross_attention_dim": 768, "attention_head_dim": 8, "sample_size": 64}  # SD1.5 = diffusers' defaults

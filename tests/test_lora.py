@@ -11,7 +11,8 @@ import torch
 from conftest import make_tiny_model, smooth_latent
 
 from dragkit.core.errors import DragKitInputError, DragKitModelError
-from dragkit.core.lora import LoraTrainingConfig, load_lora, save_lora, train_lora
+from dragkit.core.lora import LoraTrainingConfig, train_lora
+from dragkit.core.lora_files import load_lora, save_lora
 
 CONFIG = LoraTrainingConfig(steps=15, rank=4, learning_rate=2e-3, batch_size=2)
 

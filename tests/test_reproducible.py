@@ -12,7 +12,8 @@ import torch
 from conftest import make_tiny_model, smooth_latent
 
 from dragkit.core.inversion import ddim_invert
-from dragkit.core.lora import LoraTrainingConfig, kohya_state_dict, train_lora
+from dragkit.core.lora import LoraTrainingConfig, train_lora
+from dragkit.core.lora_files import kohya_state_dict
 from dragkit.core.methods.dragdiffusion import DragConfig, drag_latent
 from dragkit.core.points import DragPoints
 from dragkit.core.sampling import reference_sample

@@ -9,18 +9,21 @@ import {
   toCanvas,
   toImage,
 } from "./model.js";
+import {
+  HANDLE_COLOUR,
+  MASK_ALPHA,
+  MaskLayer,
+  drawArrow,
+  drawBrush,
+  drawDot,
+  drawMessage,
+  drawPair,
+  pairColour,
+} from "./drawing.js";
 
-// One colour per pair, cycling: the palette of core/overlay.py, so the node's preview IMAGE matches.
-export const PAIR_COLOURS = ["#e63946", "#1da1f2", "#2ecc71", "#f1c40f", "#9b59b6", "#e67e22"];
-const HANDLE_COLOUR = "#ff2828";
-const TARGET_COLOUR = "#2878ff";
-const MASK_COLOUR = "#36c5f0";
-const MASK_ALPHA = 0.42;
-const DOT_RADIUS = 6; // CSS pixels
 const HIT_RADIUS = 12; // screen pixels to grab a point
 const REMOVE_RADIUS = 40; // screen pixels for right-click removal
 const DRAG_THRESHOLD = 5; // screen pixels: a press that moves further draws a pair in one drag
-const MAX_LAYER_SIDE = 2048; // the mask layer is drawn at image resolution up to this size
 const BRUSH_RANGE = [1, 256];
 const MODES = { points: "Points", paint: "Brush", erase: "Eraser" };
 
@@ -87,12 +90,12 @@ export class PickerEditor {
     this.notice = null; // a one-off message shown until the next change
     this.redrawQueued = false;
     this.listeners = [];
-    this.layer = null; // offscreen mask layer, see syncMaskLayer()
     this.lastEmitted = this.model.serialise(); // what the host last got from onChange (or load)
     this.destroyed = false;
 
     const doc = container.ownerDocument;
     injectStylesheet(doc);
+    this.maskLayer = new MaskLayer(doc); // the painted strokes, offscreen
     this.root = doc.createElement("div");
     this.root.className = "dragkit-picker";
     this.toolbar = doc.createElement("div");
@@ -507,7 +510,7 @@ export class PickerEditor {
     ctx.clearRect(0, 0, width, height);
     const view = this.view();
     if (!view) {
-      this.drawMessage(ctx, width, height, "No image yet: connect a Load Image node, or run the graph once.");
+      drawMessage(ctx, width, height, "No image yet: connect a Load Image node, or run the graph once.");
       return;
     }
     const [x0, y0] = toCanvas(view, [0, 0]);
@@ -519,148 +522,20 @@ export class PickerEditor {
       ctx.fillStyle = "#2a2a2a";
       ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
     }
-    const layer = this.syncMaskLayer(view.imageSize);
+    const layer = this.maskLayer.sync(this.model, view.imageSize);
     if (layer) {
       ctx.globalAlpha = MASK_ALPHA;
       ctx.drawImage(layer, x0, y0, x1 - x0, y1 - y0);
       ctx.globalAlpha = 1;
     }
-    this.model.state.pairs.forEach((pair, i) => this.drawPair(ctx, view, pair, i));
+    this.model.state.pairs.forEach((pair, i) => drawPair(ctx, view, pair, i));
     this.drawPending(ctx, view);
-    this.drawBrush(ctx, view);
+    this.drawBrushCursor(ctx, view);
     if (this.blocked) {
       ctx.fillStyle = "rgba(0, 0, 0, 0.55)";
       ctx.fillRect(0, 0, width, height);
-      this.drawMessage(ctx, width, height, "Saved points unreadable: see below.", "#ff7b7b");
+      drawMessage(ctx, width, height, "Saved points unreadable: see below.", "#ff7b7b");
     }
-  }
-
-  drawMessage(ctx, width, height, text, colour = "#9a9a9a") {
-    ctx.fillStyle = colour;
-    ctx.font = "13px system-ui, sans-serif";
-    ctx.textAlign = "center";
-    ctx.textBaseline = "middle";
-    ctx.fillText(text, width / 2, height / 2, width - 16);
-    ctx.textAlign = "start";
-    ctx.textBaseline = "alphabetic";
-  }
-
-  /**
-   * The strokes painted on an offscreen layer at image resolution (capped), opaque; the caller
-   * draws it translucently. Appended strokes and points are drawn incrementally; anything else
-   * (undo, clear, a new model, a new size) repaints the layer.
-   */
-  syncMaskLayer(imageSize) {
-    const strokes = this.model.state.mask.strokes;
-    const f = Math.min(1, MAX_LAYER_SIDE / Math.max(...imageSize));
-    const lw = Math.max(1, Math.round(imageSize[0] * f));
-    const lh = Math.max(1, Math.round(imageSize[1] * f));
-    let layer = this.layer;
-    if (!layer || layer.canvas.width !== lw || layer.canvas.height !== lh || layer.model !== this.model ||
-        layer.revision !== this.model.maskRevision || layer.count > strokes.length) {
-      const canvas = layer?.canvas ?? this.root.ownerDocument.createElement("canvas");
-      canvas.width = lw;
-      canvas.height = lh;
-      layer = this.layer = { canvas, ctx: canvas.getContext("2d"), model: this.model, revision: this.model.maskRevision, count: 0, points: 0 };
-    }
-    if (!strokes.length) return null;
-    const { ctx } = layer;
-    const sx = lw / imageSize[0];
-    const sy = lh / imageSize[1];
-    ctx.lineCap = ctx.lineJoin = "round";
-    ctx.strokeStyle = ctx.fillStyle = MASK_COLOUR;
-    const from = Math.max(layer.count - 1, 0);
-    for (let i = from; i < strokes.length; i++) {
-      const { mode, radius, points } = strokes[i];
-      const start = i === layer.count - 1 ? Math.max(layer.points - 1, 0) : 0;
-      if (i === layer.count - 1 && points.length === layer.points) continue;
-      ctx.globalCompositeOperation = mode === "erase" ? "destination-out" : "source-over";
-      ctx.lineWidth = radius * (sx + sy);
-      ctx.beginPath();
-      if (points.length === 1) {
-        ctx.arc(points[0][0] * sx, points[0][1] * sy, radius * (sx + sy) / 2, 0, Math.PI * 2);
-        ctx.fill();
-      } else {
-        points.slice(start).forEach(([x, y], k) => (k ? ctx.lineTo(x * sx, y * sy) : ctx.moveTo(x * sx, y * sy)));
-        ctx.stroke();
-      }
-    }
-    ctx.globalCompositeOperation = "source-over";
-    layer.count = strokes.length;
-    layer.points = strokes.at(-1).points.length;
-    return layer.canvas;
-  }
-
-  drawDot(ctx, [x, y], colour) {
-    ctx.beginPath();
-    ctx.arc(x, y, DOT_RADIUS, 0, Math.PI * 2);
-    ctx.fillStyle = colour;
-    ctx.fill();
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = "#fff";
-    ctx.stroke();
-  }
-
-  drawArrow(ctx, [hx, hy], [tx, ty], colour, dashed = false) {
-    const length = Math.hypot(tx - hx, ty - hy);
-    if (length < 1) return;
-    const [ux, uy] = [(tx - hx) / length, (ty - hy) / length];
-    const tip = [tx - ux * DOT_RADIUS, ty - uy * DOT_RADIUS];
-    const head = Math.min(14, length * 0.6);
-    const base = [tip[0] - ux * head, tip[1] - uy * head];
-    ctx.save();
-    ctx.lineCap = "round";
-    ctx.setLineDash(dashed ? [6, 5] : []);
-    for (const [style, width] of [["rgba(0, 0, 0, 0.55)", 6], [colour, 3]]) {
-      ctx.strokeStyle = style;
-      ctx.lineWidth = width;
-      ctx.beginPath();
-      ctx.moveTo(hx, hy);
-      ctx.lineTo(base[0], base[1]);
-      ctx.stroke();
-    }
-    ctx.setLineDash([]);
-    ctx.beginPath();
-    ctx.moveTo(tip[0], tip[1]);
-    for (const side of [-1, 1]) ctx.lineTo(base[0] - side * uy * head * 0.45, base[1] + side * ux * head * 0.45);
-    ctx.closePath();
-    ctx.lineJoin = "round";
-    ctx.lineWidth = 1.5;
-    ctx.strokeStyle = "rgba(0, 0, 0, 0.55)";
-    ctx.fillStyle = colour;
-    ctx.fill();
-    ctx.stroke();
-    ctx.restore();
-  }
-
-  drawPair(ctx, view, pair, index) {
-    const colour = PAIR_COLOURS[index % PAIR_COLOURS.length];
-    const handle = toCanvas(view, pair.handle);
-    const target = toCanvas(view, pair.target);
-    this.drawArrow(ctx, handle, target, colour);
-    this.drawDot(ctx, handle, HANDLE_COLOUR);
-    this.drawDot(ctx, target, TARGET_COLOUR);
-    this.drawBadge(ctx, handle, target, String(index + 1), colour);
-  }
-
-  /** The pair's number in a small disc beside the handle, on the side away from the arrow. */
-  drawBadge(ctx, [hx, hy], [tx, ty], label, colour) {
-    const length = Math.hypot(tx - hx, ty - hy) || 1;
-    const [bx, by] = [hx - ((tx - hx) / length) * 15, hy - ((ty - hy) / length) * 15];
-    ctx.beginPath();
-    ctx.arc(bx, by, 8, 0, Math.PI * 2);
-    ctx.fillStyle = colour;
-    ctx.fill();
-    ctx.lineWidth = 1.5;
-    ctx.strokeStyle = "rgba(0, 0, 0, 0.6)";
-    ctx.stroke();
-    ctx.fillStyle = "#fff";
-    ctx.font = "bold 11px system-ui, sans-serif";
-    ctx.textAlign = "center";
-    ctx.textBaseline = "middle";
-    ctx.fillText(label, bx, by + 0.5);
-    ctx.textAlign = "start";
-    ctx.textBaseline = "alphabetic";
   }
 
   drawPending(ctx, view) {
@@ -671,21 +546,14 @@ export class PickerEditor {
     const previewing = this.hover && (!g || g.kind === "target" || (g.kind === "new" && g.dragging));
     if (previewing) {
       const target = toCanvas(view, clampToImage(toImage(view, this.hover), view.imageSize));
-      this.drawArrow(ctx, handle, target, PAIR_COLOURS[this.model.state.pairs.length % PAIR_COLOURS.length], true);
+      drawArrow(ctx, handle, target, pairColour(this.model.state.pairs.length), true);
     }
-    this.drawDot(ctx, handle, HANDLE_COLOUR);
+    drawDot(ctx, handle, HANDLE_COLOUR);
   }
 
-  drawBrush(ctx, view) {
+  drawBrushCursor(ctx, view) {
     if (this.mode === "points" || !this.hover) return;
-    const [x, y] = toCanvas(view, toImage(view, this.hover));
-    ctx.beginPath();
-    ctx.arc(x, y, Math.max(this.brushRadius * view.scale, 1), 0, Math.PI * 2);
-    ctx.lineWidth = 1.5;
-    ctx.strokeStyle = this.mode === "paint" ? "rgba(255, 255, 255, 0.9)" : "rgba(255, 120, 120, 0.9)";
-    ctx.setLineDash(this.mode === "erase" ? [4, 3] : []);
-    ctx.stroke();
-    ctx.setLineDash([]);
+    drawBrush(ctx, toCanvas(view, toImage(view, this.hover)), this.brushRadius * view.scale, this.mode);
   }
 
   // ------------------------------------------------------------------------------- teardown

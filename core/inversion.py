@@ -73,6 +73,14 @@ class Inversion:
         except ValueError:
             raise DragKitInputError(f"timestep {timestep} is not on this inversion's schedule {self.timesteps}.")
 
+    def source_after(self, timestep: int) -> torch.Tensor:
+        """The source trajectory's latent one denoising step after ``timestep`` (the clean latent after
+        the last step)."""
+        try:
+            return self.latents[self.timesteps.index(timestep)]
+        except ValueError:
+            raise DragKitInputError(f"timestep {timestep} is not on this inversion's schedule {self.timesteps}.")
+
     def with_edit(self, edited: torch.Tensor) -> "Inversion":
         """A copy whose denoising starts from ``edited`` (the trajectory is shared, not copied)."""
         if edited.shape != self.source.shape:

@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from .keep import blend
 from .attention import ReferenceAttention, ReferenceAttentionConfig, attention_edit, self_attention_layers
 from .errors import check_stage_finite
 from .inversion import Inversion
@@ -27,6 +28,7 @@ def reference_sample(
     prompt_embeds: torch.Tensor | None = None,
     reference: ReferenceAttentionConfig | None = None,
     callback: ProgressCallback | None = None,
+    keep: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Denoise ``inversion.start`` from ``inversion.t`` to 0.
 
@@ -37,6 +39,8 @@ def reference_sample(
         reference: where/when the edited branch reads the source K/V; default: DragDiffusion's.
         callback: ``callback(step, total, info)`` after each DDIM step; it may raise to cancel.
             ``info["estimate"]`` is the edited branch's predicted x0, ``(1, C, h, w)`` float32.
+        keep: ``(1, 1, h, w)`` weights (:func:`..keep.keep_weights`): after every step the edited
+            branch is blended with the source trajectory where they are below 1; ``None`` = off.
 
     Returns:
         ``(edited, source)`` clean latents ``(B, C, h, w)`` float32; ``source`` is the source
@@ -68,6 +72,8 @@ def reference_sample(
             noise = model.predict_noise(x, t, embeds)
             output = scheduler.step(noise, t, x)
             x = output.prev_sample.float()
+            if keep is not None:
+                x[len(x) - batch:] = blend(x[len(x) - batch:], inversion.source_after(t), keep.to(x.device))
             if callback is not None:
                 # The edited branch's predicted x0 (its first image), for live previews.
                 estimate = output.pred_original_sample[len(x) - batch:][:1].float()

@@ -12,20 +12,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="drag a shape in a synthetic scene with the embedded toy model")
     demo.add_argument("--out", default="dragkit-demo", help="folder for before.png, after.png, overlay.png")
-    demo.add_argument("--seed", type=int, default=1_000_006, help="scene seed (held out from training; the default "
-                      "is benchmark case 6, a typical success; 1000003 is a typical failure)")
+    demo.add_argument("--seed", type=int, default=None, help="scene seed (held out from training; default: the "
+                      "benchmark's median case for the demo method, see README)")
     demo.add_argument("--model", default=None, help="a toy-model folder written by scripts/train_toy_model.py "
                       "(default: the embedded one)")
     bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?), `speed` (seconds, memory) "
                            "or `session` (20 LoRAs in a row: does a UNet call slow down or memory grow?)")
     bench.add_argument("suite", choices=("toy", "speed", "session"))
     bench.add_argument("--methods", default=None, help="toy: comma-separated methods (default: all)")
-    bench.add_argument("--cases", type=int, default=12, help="toy: number of held-out scenes")
+    bench.add_argument("--cases", type=int, default=48, help="toy: number of held-out scenes (48)")
     bench.add_argument("--model", default=None, help="toy: a model folder written by scripts/train_toy_model.py "
                        "(default: the embedded one), e.g. to check a retrain")
     bench.add_argument("--arch", choices=("tiny", "sd15"), default=None, help="speed: architecture (default: sd15 "
                        "on a GPU, tiny on the CPU)")
     bench.add_argument("--device", default=None, help="speed: torch device (default: cuda if available)")
+    bench.add_argument("--keep", action="store_true", help="toy: every method keeps the source outside the "
+                       "editable mask (sampling and a paste after decoding)")
     bench.add_argument("--json", default=None, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from .toybench import run_bench
 
     methods = args.methods.split(",") if args.methods else None
-    return run_bench(methods, args.cases, args.json, args.model)
+    return run_bench(methods, args.cases, args.json, args.model, keep=args.keep)
 
 
 if __name__ == "__main__":

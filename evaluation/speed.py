@@ -162,15 +162,14 @@ def session(images: int = 20, lora_steps: int = 10, calls: int = 20, device: str
 
 
 def print_table(rows: dict[str, dict], columns: list[str]) -> None:
+    def cell(value) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
     width = max(len(name) for name in rows) + 2
-    widths = [max(18, len(c) + 2) for c in columns]
+    widths = [max(len(column), *(len(cell(values.get(column))) for values in rows.values())) + 2 for column in columns]
     print("method".ljust(width) + "".join(c.rjust(w) for c, w in zip(columns, widths)))
     for name, values in rows.items():
-        cells = []
-        for column, cell_width in zip(columns, widths):
-            value = values.get(column)
-            cells.append((f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(cell_width))
-        print(name.ljust(width) + "".join(cells))
+        print(name.ljust(width) + "".join(cell(values.get(c)).rjust(w) for c, w in zip(columns, widths)))
 
 
 def write_json(path: str | None, data: dict) -> None:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..core.inversion import ddim_invert
 from ..core.methods.registry import METHODS as REGISTERED
 from ..core.methods.registry import get_method
+from ..core.keep import KeepConfig, latent_keep_weights, paste_outside
 from ..core.metrics import centroid, colour_mask, iou, psnr
 from ..core.model import DragModel, load_diffusers_folder, load_toy_model
 from ..core.overlay import draw_drag_overlay, to_pil
@@ -81,10 +82,39 @@ def make_case(seed: int) -> Case:
     return Case(seed, scene, moved, points, editable, (float(dx), float(dy)))
 
 
+# A success moves the shape at least this fraction of the drag, ends nearer its target than its
+# start, overlaps the ground truth by this IoU and keeps this share of its area.
+SUCCESS_FRACTION = 0.5
+SUCCESS_IOU = 0.5
+SUCCESS_AREA = (0.7, 1.4)
+DISTRACTOR_MARGIN = 2  # pixels around the distractor that never count as the shape
+
+
+def distractor_zone(scene: "scenes.Scene", margin: int = DISTRACTOR_MARGIN) -> torch.Tensor:
+    """``(H, W)`` bool: the distractor's footprint grown by ``margin`` pixels (all False without one)."""
+    height, width = scene.mask.shape
+    if scene.distractor is None:
+        return torch.zeros(height, width, dtype=torch.bool)
+    cover = scenes.shape_coverage(scene.distractor, height, width)[None, None]
+    return F.max_pool2d(cover, 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
+
+
+def find_shape(case: Case, image: torch.Tensor) -> torch.Tensor:
+    """``(H, W)`` bool: the pixels of ``image`` in the shape's colour, never those at the distractor
+    (whose reconstruction may drift toward the shape's colour)."""
+    return colour_mask(image, case.scene.colour, COLOUR_TOLERANCE) & ~distractor_zone(case.scene)
+
+
 def score(case: Case, edited: torch.Tensor) -> dict[str, float]:
-    """Shape and background scores of an edited ``(3, H, W)`` image against the case."""
-    original = colour_mask(case.scene.image, case.scene.colour, COLOUR_TOLERANCE)
-    found = colour_mask(edited, case.scene.colour, COLOUR_TOLERANCE)
+    """Shape and background scores of an edited ``(3, H, W)`` image against the case.
+
+    ``success`` needs the move itself: the shape's centroid goes at least :data:`SUCCESS_FRACTION` of
+    the drag and the shape overlaps the moved ground truth more than where it started, so an unmoved
+    shape is never a success, however large it is. ``distractor_psnr_db`` is measured on the
+    distractor (when the case has one outside the editable mask), NaN otherwise.
+    """
+    original = find_shape(case, case.scene.image)
+    found = find_shape(case, edited)
     before, after = centroid(original), centroid(found)
     dx, dy = case.offset
     if before is None or after is None:
@@ -93,31 +123,45 @@ def score(case: Case, edited: torch.Tensor) -> dict[str, float]:
         fraction = ((after[0] - before[0]) * dx + (after[1] - before[1]) * dy) / (dx * dx + dy * dy)
     area = int(found.sum()) / max(int(original.sum()), 1)
     overlap = iou(found, case.moved.mask > 0.5)
+    stayed = iou(found, case.scene.mask > 0.5)
+    low, high = SUCCESS_AREA
+    success = fraction >= SUCCESS_FRACTION and overlap > stayed and overlap >= SUCCESS_IOU and low <= area <= high
+    zone = distractor_zone(case.scene, margin=0) & (case.editable < 0.5)
     return {
         "fraction": fraction,
         "iou": overlap,
         "area_kept": area,
-        "success": float(overlap >= 0.5 and 0.7 <= area <= 1.4),
+        "success": float(success),
         "bg_psnr_db": psnr(edited, case.scene.image, case.editable < 0.5),
+        "distractor_psnr_db": psnr(edited, case.scene.image, zone) if bool(zone.any()) else float("nan"),
     }
 
 
 # ------------------------------------------------------------------------------------- methods
-Method = Callable[[DragModel, Case], torch.Tensor]
+# A method turns a case into an edited (3, H, W) picture; with a KeepConfig it keeps the source
+# outside the editable mask while sampling and pastes the source pixels back after decoding.
+Method = Callable[[DragModel, Case, "KeepConfig | None"], torch.Tensor]
 
 
 def _latent(model: DragModel, image: torch.Tensor) -> torch.Tensor:
     return model.encode(image[None])
 
 
-def baseline(model: DragModel, case: Case) -> torch.Tensor:
+def _decoded(model: DragModel, latent: torch.Tensor, case: Case, keep: KeepConfig | None) -> torch.Tensor:
+    image = model.decode(latent)[0]
+    if keep is None:
+        return image
+    return paste_outside(image, case.scene.image.to(image), case.editable, model.vae_scale, keep)
+
+
+def baseline(model: DragModel, case: Case, keep: KeepConfig | None = None) -> torch.Tensor:
     inversion = ddim_invert(model, _latent(model, case.scene.image))
-    edited, _ = reference_sample(model, inversion)
-    return model.decode(edited)[0]
+    edited, _ = reference_sample(model, inversion, keep=latent_keep_weights(model, inversion, case.editable, keep))
+    return _decoded(model, edited, case, keep)
 
 
-def oracle(model: DragModel, case: Case) -> torch.Tensor:
-    return model.decode(_latent(model, case.moved.image))[0]
+def oracle(model: DragModel, case: Case, keep: KeepConfig | None = None) -> torch.Tensor:
+    return _decoded(model, _latent(model, case.moved.image), case, keep)
 
 
 def _registered(name: str) -> Method:
@@ -125,9 +169,10 @@ def _registered(name: str) -> Method:
     strength, edit with its preset and the model's recommendations, decode."""
     method = get_method(name)
 
-    def run(model: DragModel, case: Case) -> torch.Tensor:
+    def run(model: DragModel, case: Case, keep: KeepConfig | None = None) -> torch.Tensor:
         inversion = ddim_invert(model, _latent(model, case.scene.image), strength=method.strength)
-        return model.decode(method.edit(model, inversion, case.points, case.editable).latent)[0]
+        result = method.edit(model, inversion, case.points, case.editable, keep=keep)
+        return _decoded(model, result.latent, case, keep)
 
     return run
 
@@ -136,9 +181,13 @@ def _registered(name: str) -> Method:
 # VAE), then every registered method.
 METHODS: dict[str, Method] = {"baseline": baseline, "oracle": oracle, **{name: _registered(name) for name in REGISTERED}}
 DEMO_METHOD = "gooddrag"  # the best success rate on the toy benchmark (README)
+# The demo's scene, by rule: the median case of DEMO_METHOD in the README's benchmark run
+# (docs/toy_benchmark.json "median_case"; tests/test_toy.py checks the two agree).
+DEMO_SEED = 1_000_006
 
 
-def score_cases(model: DragModel, method: str, cases: list[Case]) -> tuple[list[dict[str, float]], float]:
+def score_cases(model: DragModel, method: str, cases: list[Case], keep: KeepConfig | None = None
+                ) -> tuple[list[dict[str, float]], float]:
     """Per-case scores of ``method`` (see :func:`score`) and the total seconds it took."""
     if method not in METHODS:
         raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -146,21 +195,28 @@ def score_cases(model: DragModel, method: str, cases: list[Case]) -> tuple[list[
     for case in cases:
         start = time.perf_counter()
         with torch.no_grad() if method in ("baseline", "oracle") else torch.enable_grad():
-            edited = METHODS[method](model, case)
+            edited = METHODS[method](model, case, keep)
         seconds += time.perf_counter() - start
         rows.append(score(case, edited))
     return rows, seconds
+
+
+def _median(values) -> float:
+    """The median of the finite values (NaN when there are none)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.median(finite) if finite else float("nan")
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
     """The benchmark's statistics over per-case scores: medians, and the success rate."""
     return {
         "cases": len(rows),
-        "median_fraction": statistics.median(r["fraction"] for r in rows),
-        "median_iou": statistics.median(r["iou"] for r in rows),
-        "median_area_kept": statistics.median(r["area_kept"] for r in rows),
+        "median_fraction": _median(r["fraction"] for r in rows),
+        "median_iou": _median(r["iou"] for r in rows),
+        "median_area_kept": _median(r["area_kept"] for r in rows),
         "success_rate": sum(r["success"] for r in rows) / len(rows),
-        "bg_psnr_db": statistics.median(r["bg_psnr_db"] for r in rows),
+        "bg_psnr_db": _median(r["bg_psnr_db"] for r in rows),
+        "distractor_psnr_db": _median(r.get("distractor_psnr_db", float("nan")) for r in rows),
     }
 
 
@@ -169,20 +225,30 @@ def held_out_cases(count: int) -> list[Case]:
     return [make_case(HELD_OUT_SEED + k) for k in range(count)]
 
 
-def evaluate(model: DragModel, methods: list[str], cases: int) -> dict:
-    """Median scores per method over ``cases`` held-out scenes."""
+def median_case(cases: list[Case], rows: list[dict[str, float]]) -> int:
+    """The seed of the case whose fraction of the drag is the median one (the lower middle for an
+    even count): the demo's typical scene."""
+    order = sorted(range(len(rows)), key=lambda k: (rows[k]["fraction"], cases[k].seed))
+    return cases[order[(len(order) - 1) // 2]].seed
+
+
+def evaluate(model: DragModel, methods: list[str], cases: int, keep: KeepConfig | None = None) -> dict:
+    """Per method over ``cases`` held-out scenes: the statistics, their 95 % bootstrap intervals, the
+    median case, seconds per edit, and the per-case rows. ``keep``: every method keeps the source
+    outside the editable mask (:mod:`dragkit.core.keep`)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     all_cases = held_out_cases(cases)
     results = {}
     for name in methods:
-        rows, seconds = score_cases(model, name, all_cases)
-        results[name] = dict(summarise(rows), sec_per_edit=seconds / cases)
-    return {"methods": results}
+        rows, seconds = score_cases(model, name, all_cases, keep)
+        results[name] = dict(summarise(rows), intervals=bootstrap_intervals(rows), median_case=median_case(all_cases, rows),
+                             sec_per_edit=seconds / cases, rows=[dict(r, seed=c.seed) for r, c in zip(rows, all_cases)])
+    return {"cases": cases, "keep": dataclasses.asdict(keep) if keep else None, "methods": results}
 
 
-STATISTICS = ("median_fraction", "median_iou", "median_area_kept", "success_rate", "bg_psnr_db")
+STATISTICS = ("median_fraction", "median_iou", "median_area_kept", "success_rate", "bg_psnr_db", "distractor_psnr_db")
 BOOTSTRAP_RESAMPLES = 2000
 
 
@@ -210,8 +276,11 @@ def bootstrap_intervals(
     tail = (1 - level) / 2
     intervals = {}
     for key, values in draws.items():
-        values.sort()
-        intervals[key] = (values[int(tail * (resamples - 1))], values[int(round((1 - tail) * (resamples - 1)))])
+        values = sorted(v for v in values if not math.isnan(v))  # NaN: a resample without distractors
+        if not values:
+            intervals[key] = (float("nan"), float("nan"))
+            continue
+        intervals[key] = (values[int(tail * (len(values) - 1))], values[int(round((1 - tail) * (len(values) - 1)))])
     return intervals
 
 
@@ -232,7 +301,8 @@ def compare_rows(reference: list[dict[str, float]], candidate: list[dict[str, fl
             "difference": theirs[key] - ours[key],
             "reference_interval": spread[key],
             "paired_difference_interval": paired[key],
-            "within_noise": spread[key][0] <= theirs[key] <= spread[key][1],
+            "within_noise": (math.isnan(ours[key]) and math.isnan(theirs[key]))
+            or spread[key][0] <= theirs[key] <= spread[key][1],
         }
         for key in STATISTICS
     }
@@ -249,23 +319,42 @@ def load_bench_model(path: str | None) -> DragModel:
     return load_diffusers_folder(path, name=Path(path).name)
 
 
-def run_bench(methods: list[str] | None, cases: int, json_path: str | None, model_path: str | None = None) -> int:
+DEFAULT_CASES = 48  # enough for the intervals to separate the methods (README)
+TABLE_COLUMNS = ("median_fraction", "median_iou", "median_area_kept", "success_rate", "bg_psnr_db",
+                 "distractor_psnr_db")
+
+
+def with_intervals(summary: dict) -> dict[str, str]:
+    """A method's statistics as table cells: ``value [low, high]`` with the 95 % interval."""
+    cells = {}
+    for key in TABLE_COLUMNS:
+        low, high = summary["intervals"][key]
+        cells[key] = f"{summary[key]:.2f} [{low:.2f}, {high:.2f}]"
+    cells["sec_per_edit"] = f"{summary['sec_per_edit']:.1f}"
+    return cells
+
+
+def run_bench(methods: list[str] | None, cases: int, json_path: str | None, model_path: str | None = None,
+              keep: bool = False) -> int:
     torch.manual_seed(0)
     model = load_bench_model(model_path)
-    report = evaluate(model, methods or list(METHODS), cases)
-    print_table(report["methods"], ["median_fraction", "median_iou", "median_area_kept", "success_rate",
-                                    "bg_psnr_db", "sec_per_edit"])
+    report = evaluate(model, methods or list(METHODS), cases, KeepConfig() if keep else None)
+    print(f"{cases} held-out cases, keep {'on' if keep else 'off'}; 95 % bootstrap intervals over the cases "
+          "in brackets")
+    print_table({name: with_intervals(summary) for name, summary in report["methods"].items()},
+                [*TABLE_COLUMNS, "sec_per_edit"])
     write_json(json_path, report)
     return 0
 
 
-def run_demo(out: str, seed: int, model_path: str | None = None) -> int:
+def run_demo(out: str, seed: int | None = None, model_path: str | None = None) -> int:
     """Drag the shape of one held-out scene with the demo method; write before/after/overlay PNGs."""
     torch.manual_seed(0)
     model = load_bench_model(model_path)
+    seed = DEMO_SEED if seed is None else seed
     case = make_case(seed)
     start = time.perf_counter()
-    edited = METHODS[DEMO_METHOD](model, case)
+    edited = METHODS[DEMO_METHOD](model, case, None)
     seconds = time.perf_counter() - start
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import runpy
@@ -14,6 +15,7 @@ import torch
 
 from dragkit.core.metrics import psnr
 from dragkit.core.model import TOY_MODEL_PATH, load_toy_model
+from dragkit.evaluation import scenes
 from dragkit.evaluation.toybench import (HELD_OUT_SEED, METHODS, STATISTICS, bootstrap_intervals, compare_rows, load_bench_model,
                               make_case, score, summarise)
 
@@ -45,8 +47,36 @@ def test_scores_see_a_correct_move_and_a_missing_one():
     assert erased["success"] == 0 and erased["area_kept"] < 0.1
 
 
+def test_a_shape_that_does_not_move_is_never_a_success():
+    # A short drag of a large shape: the unmoved shape still overlaps the moved one by IoU >= 0.5,
+    # which the old rule (IoU and area only) counted as a success.
+    case = make_case(HELD_OUT_SEED + 13)
+    unmoved = score(case, case.scene.image)
+    assert unmoved["iou"] >= 0.5 and 0.7 <= unmoved["area_kept"] <= 1.4
+    assert unmoved["success"] == 0
+    # Half the way is not enough either: the shape must end nearer its target than its start.
+    dx, dy = case.offset
+    halfway = score(case, case.scene.moved(dx * 0.4, dy * 0.4).image)
+    assert 0.3 < halfway["fraction"] < 0.5 and halfway["success"] == 0
+
+
+def test_the_shape_finder_ignores_the_distractor_even_in_the_shapes_colour():
+    # Seed 1000003 has a distractor; give it the shape's colour, as a drifting reconstruction does.
+    case = make_case(HELD_OUT_SEED + 3)
+    assert case.scene.distractor is not None
+    recoloured = dataclasses.replace(case.scene.distractor, colour=case.scene.colour)
+    dx, dy = case.offset
+    moved = scenes.compose(case.scene.background, dataclasses.replace(
+        case.scene.shape, centre=(case.scene.shape.centre[0] + dx, case.scene.shape.centre[1] + dy)), recoloured)
+    scores = score(case, moved.image)
+    assert scores["fraction"] == pytest.approx(1.0, abs=0.05) and scores["success"] == 1
+    assert scores["area_kept"] == pytest.approx(1.0, abs=0.05)
+    # The distractor's own PSNR sees the recolouring; the untouched scene's is perfect.
+    assert scores["distractor_psnr_db"] < 20 and score(case, case.moved.image)["distractor_psnr_db"] == math.inf
+
+
 def _rows(bg_psnr: list[float], success: list[float]) -> list[dict[str, float]]:
-    return [{"fraction": 1.0, "iou": 0.9, "area_kept": 1.0, "success": hit, "bg_psnr_db": db}
+    return [{"fraction": 1.0, "iou": 0.9, "area_kept": 1.0, "success": hit, "bg_psnr_db": db, "distractor_psnr_db": db}
             for db, hit in zip(bg_psnr, success)]
 
 
@@ -130,7 +160,7 @@ def test_demo_writes_the_three_images_and_moves_the_default_shape(tmp_path, caps
     assert "drag (" in printed and "(x, y in image pixels)" in printed
     scores = {key.strip(): float(value) for key, value in
               (line.split(":") for line in printed.splitlines() if line.startswith(" ") and ":" in line)}
-    assert set(scores) == {"fraction", "iou", "area_kept", "success", "bg_psnr_db"}
+    assert set(scores) == {"fraction", "iou", "area_kept", "success", "bg_psnr_db", "distractor_psnr_db"}
     # The default scene is documented as a typical success (fraction 0.80, IoU 0.74).
     assert scores["fraction"] > 0.5 and scores["iou"] > 0.5
     with Image.open(out / "before.png") as before_png, Image.open(out / "after.png") as after_png:

@@ -39,10 +39,11 @@ from ..attention import MemoryBankAttention, attention_edit, decoder_self_attent
 from ..errors import DragKitInputError, check_choice, check_range, check_stage_finite
 from ..guidance import (
     DRAG_GUIDANCE, GUIDANCE_MODES, MOVE_GUIDANCE, EditGeometry, GuidanceConfig, drag_geometry, guidance, move_geometry,
-    warp,
+    object_affine, warp,
 )
 from ..image_prompt import ImagePrompt, image_prompt
 from ..inversion import Inversion
+from ..keep import KeepConfig, blend, latent_keep_weights
 from ..masks import as_mask, is_empty, rasterize_strokes
 from ..model import DragModel
 from ..points import DragPoints
@@ -163,8 +164,12 @@ def regional_sde_sample(
     prompt_embeds: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
     image: ImagePrompt | None = None,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Denoise ``inversion.start`` with guidance; returns the ``(1, C, h, w)`` clean edited latent.
+
+    ``keep``: ``(1, 1, h, w)`` weights (:func:`..keep.keep_weights`); after every step the latent is
+    blended with the source trajectory where they are below 1 (``None`` = the paper's sampling).
 
     ``image``: an optional image prompt (IP-Adapter) for the edited branch. ``callback(step, total,
     info)`` runs after each step; ``info["estimate"]``, ``(1, C, h, w)`` float32, is the predicted x0
@@ -230,6 +235,8 @@ def regional_sde_sample(
             if callback is not None:  # the x0 the (last) step took, for live previews
                 info["estimate"] = predicted_x0(latent, guided_noise, alpha_t).detach().float()
             latent = previous.detach()
+            if keep is not None:
+                latent = blend(latent, inversion.source_after(t), keep)
             if callback is not None:
                 callback(i + 1, len(timesteps), info)
     check_stage_finite(latent, "the regional SDE sampling", "lower energy_scale (2000) or the guidance weights")
@@ -259,6 +266,14 @@ def drag_region(points: DragPoints) -> torch.Tensor:
     return rasterize_strokes(strokes, points.image_size)
 
 
+def moved_object_region(object_mask: torch.Tensor, offset: tuple[float, float], scale: float) -> torch.Tensor:
+    """``(H, W)`` float: the object where it is and where a move/resize puts it (what may change)."""
+    inside = object_mask > 0.5
+    affine = object_affine(inside, offset, scale)
+    moved = warp(inside[None, None].float(), affine, "nearest")[0, 0] > 0.5
+    return (inside | moved).float()
+
+
 def edit(
     model: DragModel,
     inversion: Inversion,
@@ -272,6 +287,7 @@ def edit(
     offset: tuple[float, float] = (0.0, 0.0),
     scale: float = 1.0,
     image: ImagePrompt | None = None,
+    keep: KeepConfig | None = None,
 ) -> EditResult:
     """A DragonDiffusion / DiffEditor edit from an inversion: geometry, start latent, guided sampling.
 
@@ -289,6 +305,8 @@ def edit(
         mode: ``"drag"`` (``points`` needed), ``"move"`` or ``"resize"`` (``mask`` of the object needed).
         offset: ``(dx, dy)`` of the object in image pixels (move, resize).
         scale: the object's size factor (resize).
+        keep: keep the source outside what may change (drag: the edit region; move, resize: the object
+            and where it goes) while sampling (:mod:`..keep`); ``None`` = the paper's sampling.
 
     Returns:
         the ``(1, C, h, w)`` clean edited latent, and the pairs (drag) or ``None``.
@@ -305,12 +323,15 @@ def edit(
         editable = drag_region(points) if is_empty(mask) else as_mask(mask, image_size)
         geometry = drag_geometry(torch.tensor(points.handles), torch.tensor(points.targets), editable, latent_size,
                                  image_size, config.guidance)
+        changing = editable
     else:
         if is_empty(mask):
             raise DragKitInputError(f"{mode} mode needs a `mask` of the object to {mode}; paint it in the Point Picker.")
         points = None
-        geometry = move_geometry(as_mask(mask, image_size), offset, scale if mode == "resize" else 1.0, latent_size,
-                                 config.guidance)
+        factor = scale if mode == "resize" else 1.0
+        geometry = move_geometry(as_mask(mask, image_size), offset, factor, latent_size, config.guidance)
+        changing = moved_object_region(as_mask(mask, image_size), offset, factor)
     edited = inversion.with_edit(initial_latent(start.to(model.device), geometry, config.guidance.upsample))
-    latent = regional_sde_sample(model, edited, geometry, config, prompt_embeds, callback, image=image)
+    weights = latent_keep_weights(model, inversion, changing, keep)
+    latent = regional_sde_sample(model, edited, geometry, config, prompt_embeds, callback, image=image, keep=weights)
     return EditResult(latent, points)

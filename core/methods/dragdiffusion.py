@@ -29,12 +29,12 @@ from typing import Callable
 import torch
 
 from ..attention import ReferenceAttentionConfig
-from ..drag import (
-    DragConfig, drag_estimate, drag_forward, drag_loss, for_model, prepare_drag, remaining_distance,
-)
+from ..drag import DragConfig, drag_estimate, drag_forward, drag_loss, prepare_drag, remaining_distance
+from ..drag import for_model  # noqa: F401 (this method's way to apply a model's hints; the registry reads it)
 from ..errors import DragKitInputError, check_stage_finite
 from ..features import unet_features
 from ..inversion import Inversion
+from ..keep import KeepConfig, latent_keep_weights
 from ..model import DragModel
 from ..points import DragPoints
 from ..sampling import reference_sample
@@ -150,6 +150,7 @@ def edit(
     prompt_embeds: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
     reference: ReferenceAttentionConfig | None = None,
+    keep: KeepConfig | None = None,
 ) -> DragDiffusionResult:
     """A whole DragDiffusion edit from an inversion: :func:`drag_latent`, then reference sampling.
 
@@ -161,10 +162,13 @@ def edit(
         model, inversion, points, mask, config, prompt_embeds: as :func:`drag_latent`.
         callback: progress of the drag stage.
         reference: the sampler's reference attention (``None``: DragDiffusion's).
+        keep: keep the source outside the grown ``mask`` while sampling (:mod:`..keep`); ``None`` =
+            the paper's sampling.
 
     Returns:
         the ``(1, C, h, w)`` clean edited latent and where the handles ended.
     """
     dragged = drag_latent(model, inversion, points, mask, config, prompt_embeds, callback)
-    latent, _ = reference_sample(model, inversion.with_edit(dragged.latent), prompt_embeds, reference)
+    weights = latent_keep_weights(model, inversion, mask, keep)
+    latent, _ = reference_sample(model, inversion.with_edit(dragged.latent), prompt_embeds, reference, keep=weights)
     return DragDiffusionResult(latent, dragged.points, dragged)

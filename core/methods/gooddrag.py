@@ -30,6 +30,7 @@ import torch
 from ..attention import ReferenceAttention, ReferenceAttentionConfig, attention_edit, self_attention_layers
 from ..errors import DragKitInputError, check_stage_finite
 from ..inversion import Inversion
+from ..keep import KeepConfig, blend, latent_keep_weights
 from ..model import DragModel
 from ..points import DragPoints
 from ..tracking import track_points
@@ -107,6 +108,7 @@ def edit(
     config: AlDDConfig | None = None,
     prompt_embeds: torch.Tensor | None = None,
     callback: ProgressCallback | None = None,
+    keep: KeepConfig | None = None,
 ) -> AlDDResult:
     """A whole GoodDrag edit: drag while denoising from ``inversion.t`` to 0 (the module docstring
     gives the schedule). The one place the method is assembled; the AlDD Sampler node and the
@@ -122,6 +124,7 @@ def edit(
         callback: ``callback(step, total, info)`` after each round and each denoising step;
             ``info["estimate"]``, ``(1, C, h, w)`` float32, is the edited branch's predicted x0 (in a
             round: :func:`.dragdiffusion.drag_estimate` from its last forward pass).
+        keep: keep the source outside the grown ``mask`` (:mod:`..keep`); ``None`` = the paper's sampling.
     """
     config = config or AlDDConfig()
     drag = config.drag
@@ -142,6 +145,7 @@ def edit(
     distances: list[float] = []
     rounds_run, unchanged, stopped = 0, 0, "schedule"
     dragging = drag_steps > 0 and config.rounds > 0
+    keep = latent_keep_weights(model, inversion, mask, keep)
 
     reference = config.reference
     edit = ReferenceAttention(start_step=drag_steps + reference.start_step)
@@ -197,6 +201,8 @@ def edit(
                 noise = model.predict_noise(pair, t, pair_embeds)
                 output = scheduler.step(noise, t, pair)
                 source, edited = output.prev_sample.float().chunk(2)
+                if keep is not None:
+                    edited = blend(edited, inversion.source_after(t), keep)
             if callback is not None:
                 callback(drag_steps * config.rounds + i + 1, total,
                          {"timestep": t, "estimate": output.pred_original_sample[1:].float()})

@@ -47,10 +47,12 @@ class Method:
         """``config`` with the model's recommendations (the module's ``for_model``)."""
         return self.module.for_model(config, model)
 
-    def edit(self, model, inversion, points, mask=None, config=None, prompt_embeds=None, callback=None) -> EditResult:
-        """The module's ``edit``; ``config`` ``None`` = the preset with the model's recommendations."""
+    def edit(self, model, inversion, points, mask=None, config=None, prompt_embeds=None, callback=None,
+             **options) -> EditResult:
+        """The module's ``edit``; ``config`` ``None`` = the preset with the model's recommendations.
+        ``options``: the keywords every method's ``edit`` takes beyond these (``keep``)."""
         config = self.for_model(self.preset(), model) if config is None else config
-        return self.module.edit(model, inversion, points, mask, config, prompt_embeds, callback)
+        return self.module.edit(model, inversion, points, mask, config, prompt_embeds, callback, **options)
 
 
 METHODS: dict[str, Method] = {

@@ -93,3 +93,14 @@ def latent_keep_weights(model, inversion, mask: torch.Tensor | None, config: Kee
     latent = inversion.source
     editable = as_mask(mask, model.image_size(latent))
     return keep_weights(editable, tuple(latent.shape[-2:]), 1.0, config).to(model.device)
+
+
+def keep_mask(region: torch.Tensor | None, image_size: tuple[int, int], cell: float,
+              config: KeepConfig = KeepConfig()) -> torch.Tensor:
+    """``(H, W)`` float at ``image_size = (w, h)``: 1 where the source is kept, 0 where the edit shows,
+    in between on the feather (1 - :func:`keep_weights`); all 0 when ``region`` is ``None`` or empty
+    (everything may change). ComfyUI's Image Composite Masked pastes the source with it."""
+    width, height = image_size
+    if region is None or is_empty(region):
+        return torch.zeros(height, width)
+    return 1 - keep_weights(region.float().cpu(), (height, width), cell, config)[0, 0]

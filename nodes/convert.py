@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import DragKitInputError
+from ..core.keep import keep_mask
 from ..core.model import DragModel
 from ..core.points import DragPoints
 from .comfy import intermediate_device, plain_tensor
@@ -55,3 +56,18 @@ def conditioning_embeds(conditioning) -> torch.Tensor | None:
     if not isinstance(embeds, torch.Tensor):
         raise DragKitInputError("`conditioning` is not a CONDITIONING; connect CLIP Text Encode.")
     return plain_tensor(embeds).float()
+
+
+def keep_mask_out(model: DragModel, latent: torch.Tensor, region: torch.Tensor | None, keep: bool) -> torch.Tensor:
+    """A sampler's ``keep_mask`` output: ComfyUI MASK ``(1, H, W)`` at the image size of ``latent``."""
+    image_size = model.image_size(latent)
+    mask = keep_mask(region if keep else None, image_size, model.vae_scale)
+    return mask[None].to(intermediate_device())
+
+
+def mask_or_none(mask):
+    """First mask of a ComfyUI MASK ``(B, H, W)`` as a plain tensor, or ``None``."""
+    if mask is None:
+        return None
+    mask = plain_tensor(mask)
+    return mask[0] if mask.ndim == 3 else mask

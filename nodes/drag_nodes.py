@@ -6,6 +6,7 @@ import dataclasses
 
 from ..core.attention import ReferenceAttentionConfig
 from ..core.drag import DragConfig, for_model
+from ..core.keep import KeepConfig
 from ..core.methods import dragdiffusion, gooddrag
 from ..core.methods.dragdiffusion import DRAGDIFFUSION, drag_latent
 from ..core.methods.gooddrag import GOODDRAG_DRAG, AlDDConfig, progress_steps
@@ -13,8 +14,9 @@ from ..core.methods.registry import methods_of
 from ..core.points import DragPoints
 from ..core.preview import previewer
 from . import comfy
-from .convert import conditioning_embeds, latent_out, points_in
+from .convert import conditioning_embeds, keep_mask_out, latent_out, mask_or_none, points_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
+from .specs import KEEP_INPUT, KEEP_MASK_TOOLTIP
 
 SUPERVISION_METHODS = methods_of(dragdiffusion)  # DragDiffusion, GoodDrag IPMS
 POINTS_EXAMPLE = '{"image_size": [512, 512], "pairs": [{"handle": [200, 256], "target": [280, 256]}]}'
@@ -47,14 +49,6 @@ def drag_config(preset: DragConfig, drag_model, feature_layer: int, **widgets) -
 def checked_points(points, drag_model, inversion, rescale: bool) -> DragPoints:
     points = points_in(points)
     return points.fit(drag_model.image_size(inversion.start), rescale=rescale)
-
-
-def mask_or_none(mask):
-    """First mask of a ComfyUI MASK ``(B, H, W)`` as a plain tensor, or ``None``."""
-    if mask is None:
-        return None
-    mask = comfy.plain_tensor(mask)
-    return mask[0] if mask.ndim == 3 else mask
 
 
 class DragKitPoints:
@@ -142,11 +136,12 @@ class DragKitAlDDSampler:
     )
     CATEGORY = "DragKit"
     FUNCTION = "sample"
-    RETURN_TYPES = ("LATENT", "DRAG_POINTS")
-    RETURN_NAMES = ("latent", "final_points")
+    RETURN_TYPES = ("LATENT", "DRAG_POINTS", "MASK")
+    RETURN_NAMES = ("latent", "final_points", "keep_mask")
     OUTPUT_TOOLTIPS = (
         "The edited image latent (ComfyUI's convention): decode it with the model's VAE.",
         "Where each handle ended, by point tracking (the targets are unchanged).",
+        KEEP_MASK_TOOLTIP,
     )
 
     @classmethod
@@ -172,18 +167,22 @@ class DragKitAlDDSampler:
                 "reference_attention": ("BOOLEAN", {"default": True, "tooltip": "After the drag phase the edited image "
                                         "attends to the source's keys/values (MasaCtrl), keeping identity."}),
                 "rescale_points": RESCALE_INPUT,
+                "keep_outside_mask": KEEP_INPUT,
             },
             "optional": dict(DRAG_OPTIONAL_INPUTS),
         }
 
     @comfy.with_grad
     def sample(self, drag_model, inversion, points, drag_steps, rounds, steps_per_round, learning_rate, lam,
-               patience, feature_layer, reference_attention, rescale_points, mask=None, conditioning=None):
+               patience, feature_layer, reference_attention, rescale_points, keep_outside_mask=False, mask=None,
+               conditioning=None):
         drag = drag_config(GOODDRAG_DRAG, drag_model, feature_layer, learning_rate=learning_rate, lam=lam)
         config = AlDDConfig(drag=drag, drag_steps=drag_steps, rounds=rounds, steps_per_round=steps_per_round,
                             patience=patience, reference=ReferenceAttentionConfig(enabled=reference_attention))
         points = checked_points(points, drag_model, inversion, rescale_points)
         with comfy.progress(progress_steps(config, inversion), "AlDD", previewer(drag_model)) as callback:
             result = gooddrag.edit(drag_model, inversion, points, mask_or_none(mask), config,
-                                   conditioning_embeds(conditioning), callback)
-        return (latent_out(drag_model, result.latent), result.points)
+                                   conditioning_embeds(conditioning), callback,
+                                   keep=KeepConfig() if keep_outside_mask else None)
+        return (latent_out(drag_model, result.latent), result.points,
+                keep_mask_out(drag_model, result.latent, result.region, keep_outside_mask))

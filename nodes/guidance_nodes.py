@@ -10,14 +10,14 @@ from ..core.guidance import GUIDANCE_MODES
 from ..core.image_prompt import (
     DIFFEDITOR_IMAGE_PROMPT_SCALE, DIFFEDITOR_IMAGE_PROMPT_STEPS, ImagePrompt, load_image_prompt_adapter,
 )
+from ..core.keep import KeepConfig
 from ..core.methods import diffeditor
 from ..core.methods.registry import methods_of
 from ..core.preview import previewer
 from . import comfy
-from .convert import conditioning_embeds, latent_out, points_in
-from .drag_nodes import mask_or_none
+from .convert import conditioning_embeds, keep_mask_out, latent_out, mask_or_none, points_in
 from .inversion_nodes import CONDITIONING_TOOLTIP, MODEL_TOOLTIP
-from .specs import seed_input
+from .specs import KEEP_INPUT, KEEP_MASK_TOOLTIP, seed_input
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,10 @@ class DragKitRegionalSDESampler:
     )
     CATEGORY = "DragKit"
     FUNCTION = "sample"
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("The edited image latent (ComfyUI's convention): decode it with the model's VAE.",)
+    RETURN_TYPES = ("LATENT", "MASK")
+    RETURN_NAMES = ("latent", "keep_mask")
+    OUTPUT_TOOLTIPS = ("The edited image latent (ComfyUI's convention): decode it with the model's VAE.",
+                       KEEP_MASK_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -87,6 +88,7 @@ class DragKitRegionalSDESampler:
                                    "comma separated (0 = mid block, k = up block k-1). -1 = the model's recommendation "
                                    "(SD1.5: 2,3 as DragonDiffusion; the toy model: 1,2)."}),
                 "seed": seed_input("Seed of the regional SDE noise (DiffEditor). The same seed gives the same edit."),
+                "keep_outside_mask": KEEP_INPUT,
             },
             "optional": {
                 "points": ("DRAG_POINTS", {"tooltip": "drag mode: handle -> target pairs."}),
@@ -106,7 +108,8 @@ class DragKitRegionalSDESampler:
 
     @comfy.with_grad
     def sample(self, drag_model, inversion, method, mode, dx, dy, scale, sde_eta, time_travel, memory_bank,
-               energy_scale, w_edit, w_content, w_inpaint, feature_layers, seed, points=None, mask=None,
+               energy_scale, w_edit, w_content, w_inpaint, feature_layers, seed, keep_outside_mask=False, points=None,
+               mask=None,
                conditioning=None, image_prompt=None, ipadapter="none",
                image_prompt_scale=DIFFEDITOR_IMAGE_PROMPT_SCALE):
         config = diffeditor.for_model(diffeditor.for_mode(METHODS[method].preset(), mode), drag_model)
@@ -124,8 +127,9 @@ class DragKitRegionalSDESampler:
         with comfy.progress(len(inversion.timesteps), method, previewer(drag_model)) as callback:
             result = diffeditor.edit(drag_model, inversion, drag_points, mask_or_none(mask), config,
                                      conditioning_embeds(conditioning), callback, mode=mode, offset=(dx, dy),
-                                     scale=scale, image=image)
-        return (latent_out(drag_model, result.latent),)
+                                     scale=scale, image=image, keep=KeepConfig() if keep_outside_mask else None)
+        return (latent_out(drag_model, result.latent),
+                keep_mask_out(drag_model, result.latent, result.region, keep_outside_mask))
 
 
 def load_image_prompt(drag_model, clip_vision_output, ipadapter: str, scale: float) -> ImagePrompt | None:

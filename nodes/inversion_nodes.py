@@ -8,7 +8,9 @@ from ..core.preview import previewer
 from ..core.sampling import reference_sample
 from ..core.schedule import DEFAULT_NUM_STEPS, DRAGDIFFUSION_STRENGTH, inversion_step_count
 from . import comfy
-from .convert import conditioning_embeds, latent_in, latent_out
+from ..core.keep import KeepConfig, latent_keep_weights
+from .convert import conditioning_embeds, keep_mask_out, latent_in, latent_out, mask_or_none
+from .specs import KEEP_INPUT, KEEP_MASK_TOOLTIP
 
 MODEL_TOOLTIP = "From DragKit Model Loader or DragKit Model From Comfy (optionally through the LoRA Trainer)."
 CONDITIONING_TOOLTIP = (
@@ -62,10 +64,11 @@ class DragKitSampler:
     )
     CATEGORY = "DragKit"
     FUNCTION = "sample"
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("latent",)
+    RETURN_TYPES = ("LATENT", "MASK")
+    RETURN_NAMES = ("latent", "keep_mask")
     OUTPUT_TOOLTIPS = (
         "The denoised latent of the edited branch (ComfyUI's convention): decode it with the model's VAE.",
+        KEEP_MASK_TOOLTIP,
     )
 
     @classmethod
@@ -81,15 +84,24 @@ class DragKitSampler:
                 "start_layer": ("INT", {"default": -1, "min": -1, "max": 64, "tooltip": "First self-attention "
                                         "layer (forward order) that shares keys/values. -1 = the last 6 "
                                         "(DragDiffusion: 10 of SD1.5's 16)."}),
+                "keep_outside_mask": KEEP_INPUT,
             },
-            "optional": {"conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP})},
+            "optional": {
+                "mask": ("MASK", {"tooltip": "The editable region the drag used: with keep on, everything outside it "
+                                  "stays the source."}),
+                "conditioning": ("CONDITIONING", {"tooltip": CONDITIONING_TOOLTIP}),
+            },
         }
 
     @comfy.with_grad
-    def sample(self, drag_model, inversion, reference_attention, start_step, start_layer, conditioning=None):
+    def sample(self, drag_model, inversion, reference_attention, start_step, start_layer, keep_outside_mask=False,
+               mask=None, conditioning=None):
         reference = ReferenceAttentionConfig(
             enabled=reference_attention, start_step=start_step, start_layer=None if start_layer < 0 else start_layer
         )
+        region = mask_or_none(mask)
+        weights = latent_keep_weights(drag_model, inversion, region, KeepConfig() if keep_outside_mask else None)
         with comfy.progress(len(inversion.timesteps), "DDIM sampling", previewer(drag_model)) as callback:
-            edited, _ = reference_sample(drag_model, inversion, conditioning_embeds(conditioning), reference, callback)
-        return (latent_out(drag_model, edited),)
+            edited, _ = reference_sample(drag_model, inversion, conditioning_embeds(conditioning), reference, callback,
+                                         keep=weights)
+        return (latent_out(drag_model, edited), keep_mask_out(drag_model, edited, region, keep_outside_mask))

@@ -92,7 +92,13 @@ CORE_NODES = {
     "SaveImage": {"inputs": [("images", "IMAGE")], "widgets": [("filename_prefix", "dragkit")], "outputs": []},
     "PreviewImage": {"inputs": [("images", "IMAGE")], "widgets": [], "outputs": []},
     "MaskPreview": {"inputs": [("mask", "MASK")], "widgets": [], "outputs": []},
+    "ImageCompositeMasked": {"inputs": [("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
+                             "widgets": [("x", 0), ("y", 0), ("resize_source", False)],
+                             "outputs": [("IMAGE", "IMAGE")]},
 }
+# Every shipped workflow keeps what lies outside the editable mask: the sampler with keep on, then
+# ComfyUI's Image Composite Masked pastes the input's pixels back with the sampler's keep_mask.
+KEEP = {"keep_outside_mask": True}
 
 
 def node_signature(class_type: str) -> dict:
@@ -186,10 +192,15 @@ def conditioned(node: int, model: int = MODEL) -> list:
 
 
 def back(decode: int, latent_from: int, prefix: str, x: int) -> tuple[list, list]:
-    """VAE Decode and Save Image at ids ``decode`` and ``decode + 1``."""
+    """VAE Decode, Image Composite Masked (the input pasted back outside the sampler's keep_mask) and
+    Save Image at ids ``decode``, ``decode + 1`` and ``decode + 2``."""
+    composite, save = decode + 1, decode + 2
     nodes = [{"id": decode, "type": "VAEDecode", "pos": (x, 0)},
-             {"id": decode + 1, "type": "SaveImage", "pos": (x + 300, 0), "widgets": {"filename_prefix": prefix}}]
-    links = [(1, "VAE", decode, "vae"), (latent_from, "latent", decode, "samples"), (decode, "IMAGE", decode + 1, "images")]
+             {"id": composite, "type": "ImageCompositeMasked", "pos": (x, 120), "title": "Keep outside the mask"},
+             {"id": save, "type": "SaveImage", "pos": (x + 300, 0), "widgets": {"filename_prefix": prefix}}]
+    links = [(1, "VAE", decode, "vae"), (latent_from, "latent", decode, "samples"),
+             (decode, "IMAGE", composite, "destination"), (IMAGE, "IMAGE", composite, "source"),
+             (latent_from, "keep_mask", composite, "mask"), (composite, "IMAGE", save, "images")]
     return nodes, links
 
 
@@ -211,34 +222,34 @@ def dragdiffusion() -> tuple[list, list]:
     middle = (
         [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0)},
          {"id": 8, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
-         {"id": 9, "type": "DragKitSampler", "pos": (1440, 0)}],
+         {"id": 9, "type": "DragKitSampler", "pos": (1440, 0), "widgets": KEEP}],
         [(LATENT, "LATENT", 7, "latent"), *conditioned(7, LORA),
          (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"),
-         *conditioned(8, LORA), (8, "inversion", 9, "inversion"), *conditioned(9, LORA)],
+         *conditioned(8, LORA), (8, "inversion", 9, "inversion"), (PICKER, "mask", 9, "mask"), *conditioned(9, LORA)],
     )
-    return graph(front(), lora("DragDiffusion"), middle, back(10, 9, "dragkit/dragdiffusion", 1800))
+    return graph(front(), lora("DragDiffusion"), middle, back(20, 9, "dragkit/dragdiffusion", 1800))
 
 
 def gooddrag() -> tuple[list, list]:
     middle = (
         [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 0.75}},
-         {"id": 8, "type": "DragKitAlDDSampler", "pos": (1080, 0)}],
+         {"id": 8, "type": "DragKitAlDDSampler", "pos": (1080, 0), "widgets": KEEP}],
         [(LATENT, "LATENT", 7, "latent"), *conditioned(7, LORA),
          (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"),
          *conditioned(8, LORA)],
     )
-    return graph(front("", "Empty prompt (GoodDrag)"), lora("GoodDrag"), middle, back(9, 8, "dragkit/gooddrag", 1440))
+    return graph(front("", "Empty prompt (GoodDrag)"), lora("GoodDrag"), middle, back(20, 8, "dragkit/gooddrag", 1440))
 
 
 def guided(method: str, prefix: str) -> tuple[list, list]:
     """DragonDiffusion / DiffEditor: no LoRA, inversion to pure noise, guidance during sampling."""
     middle = (
         [{"id": 7, "type": "DragKitDDIMInverter", "pos": (720, 0), "widgets": {"strength": 1.0}},
-         {"id": 8, "type": "DragKitRegionalSDESampler", "pos": (1080, 0), "widgets": {"method": method}}],
+         {"id": 8, "type": "DragKitRegionalSDESampler", "pos": (1080, 0), "widgets": {"method": method, **KEEP}}],
         [(LATENT, "LATENT", 7, "latent"), *conditioned(7),
          (7, "inversion", 8, "inversion"), (PICKER, "points", 8, "points"), (PICKER, "mask", 8, "mask"), *conditioned(8)],
     )
-    return graph(front(), middle, back(9, 8, prefix, 1440))
+    return graph(front(), middle, back(20, 8, prefix, 1440))
 
 
 def auto_region() -> tuple[list, list]:
@@ -247,14 +258,14 @@ def auto_region() -> tuple[list, list]:
         [{"id": 7, "type": "DragKitFeatureRegion", "pos": (720, 300)},
          {"id": 8, "type": "DragKitDDIMInverter", "pos": (720, 0)},
          {"id": 9, "type": "DragKitDragOptimizer", "pos": (1080, 0)},
-         {"id": 10, "type": "DragKitSampler", "pos": (1440, 0)},
+         {"id": 10, "type": "DragKitSampler", "pos": (1440, 0), "widgets": KEEP},
          {"id": 13, "type": "MaskPreview", "pos": (1080, 420)}],
         [(LATENT, "LATENT", 7, "latent"), (PICKER, "points", 7, "points"), *conditioned(7), (7, "mask", 13, "mask"),
          (LATENT, "LATENT", 8, "latent"), *conditioned(8),
          (8, "inversion", 9, "inversion"), (PICKER, "points", 9, "points"), (7, "mask", 9, "mask"), *conditioned(9),
-         (9, "inversion", 10, "inversion"), *conditioned(10)],
+         (9, "inversion", 10, "inversion"), (7, "mask", 10, "mask"), *conditioned(10)],
     )
-    return graph(front(picker_mask=False), middle, back(11, 10, "dragkit/auto_region", 1800))
+    return graph(front(picker_mask=False), middle, back(20, 10, "dragkit/auto_region", 1800))
 
 
 # ------------------------------------------------------------------ the embedded model, nothing downloaded
@@ -292,18 +303,22 @@ def toy_front(state: str) -> tuple[list, list]:
 
 
 def toy_back(decode: int, model: int, latent_from: int, prefix: str, x: int) -> tuple[list, list]:
-    """DragKit VAE Decode and Save Image at ids ``decode`` and ``decode + 1``."""
+    """DragKit VAE Decode, Image Composite Masked and Save Image at ids ``decode`` to ``decode + 2``
+    (see :func:`back`)."""
+    composite, save = decode + 1, decode + 2
     nodes = [{"id": decode, "type": "DragKitVAEDecode", "pos": (x, 0)},
-             {"id": decode + 1, "type": "SaveImage", "pos": (x, 140), "widgets": {"filename_prefix": prefix}}]
+             {"id": composite, "type": "ImageCompositeMasked", "pos": (x, 140), "title": "Keep outside the mask"},
+             {"id": save, "type": "SaveImage", "pos": (x + 320, 140), "widgets": {"filename_prefix": prefix}}]
     links = [(model, "drag_model", decode, "drag_model"), (latent_from, "latent", decode, "latent"),
-             (decode, "image", decode + 1, "images")]
+             (decode, "image", composite, "destination"), (TOY_IMAGE, "image", composite, "source"),
+             (latent_from, "keep_mask", composite, "mask"), (composite, "IMAGE", save, "images")]
     return nodes, links
 
 
 def toy_gooddrag(state: str) -> tuple[list, list]:
     middle = (
         [{"id": 6, "type": "DragKitDDIMInverter", "pos": (900, 0), "widgets": {"strength": 0.75}},
-         {"id": 7, "type": "DragKitAlDDSampler", "pos": (1300, 0)}],
+         {"id": 7, "type": "DragKitAlDDSampler", "pos": (1300, 0), "widgets": KEEP}],
         [(TOY_MODEL, "drag_model", 6, "drag_model"), (TOY_LATENT, "latent", 6, "latent"),
          (6, "inversion", 7, "inversion"), (TOY_MODEL, "drag_model", 7, "drag_model"),
          (TOY_PICKER, "points", 7, "points"), (TOY_PICKER, "mask", 7, "mask")],
@@ -317,12 +332,12 @@ def toy_dragdiffusion(state: str) -> tuple[list, list]:
           "widgets": {"preset": "DragDiffusion", "steps": 0}},
          {"id": 6, "type": "DragKitDDIMInverter", "pos": (900, 0)},
          {"id": 7, "type": "DragKitDragOptimizer", "pos": (1300, 0)},
-         {"id": 8, "type": "DragKitSampler", "pos": (1700, 0)}],
+         {"id": 8, "type": "DragKitSampler", "pos": (1700, 0), "widgets": KEEP}],
         [(TOY_MODEL, "drag_model", TOY_LORA, "drag_model"), (TOY_LATENT, "latent", TOY_LORA, "latent"),
          (TOY_LORA, "drag_model", 6, "drag_model"), (TOY_LATENT, "latent", 6, "latent"),
          (TOY_LORA, "drag_model", 7, "drag_model"), (6, "inversion", 7, "inversion"),
          (TOY_PICKER, "points", 7, "points"), (TOY_PICKER, "mask", 7, "mask"),
-         (TOY_LORA, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion")],
+         (TOY_LORA, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (TOY_PICKER, "mask", 8, "mask")],
     )
     return graph(toy_front(state), middle, toy_back(9, TOY_LORA, 8, "dragkit/toy_dragdiffusion", 2100))
 
@@ -330,7 +345,7 @@ def toy_dragdiffusion(state: str) -> tuple[list, list]:
 def toy_diffeditor(state: str) -> tuple[list, list]:
     middle = (
         [{"id": 6, "type": "DragKitDDIMInverter", "pos": (900, 0), "widgets": {"strength": 1.0}},
-         {"id": 7, "type": "DragKitRegionalSDESampler", "pos": (1300, 0), "widgets": {"method": "DiffEditor"}}],
+         {"id": 7, "type": "DragKitRegionalSDESampler", "pos": (1300, 0), "widgets": {"method": "DiffEditor", **KEEP}}],
         [(TOY_MODEL, "drag_model", 6, "drag_model"), (TOY_LATENT, "latent", 6, "latent"),
          (TOY_MODEL, "drag_model", 7, "drag_model"), (6, "inversion", 7, "inversion"),
          (TOY_PICKER, "points", 7, "points"), (TOY_PICKER, "mask", 7, "mask")],

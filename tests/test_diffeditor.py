@@ -170,9 +170,10 @@ def test_regional_sde_node(setup):
     points = DragPoints.from_pairs(SIZE, [((40, 64), (72, 64))])
     common = dict(dx=0.0, dy=0.0, scale=1.0, sde_eta=0.4, time_travel=False, memory_bank=True, energy_scale=2000.0,
                   w_edit=4.0, w_content=6.0, w_inpaint=0.2, feature_layers="1,2", seed=0)
-    (out,) = node.sample(model, inversion, "DiffEditor", "drag", points=points, **common)
+    out, keep = node.sample(model, inversion, "DiffEditor", "drag", points=points, **common)
+    assert keep.shape == (1, 128, 128) and not keep.any()  # keep off: nothing pasted back
     assert out["samples"].shape == inversion.source.shape and torch.isfinite(out["samples"]).all()
-    (moved,) = node.sample(model, inversion, "DragonDiffusion", "move", mask=mask[None], **dict(common, dx=16.0))
+    moved, _ = node.sample(model, inversion, "DragonDiffusion", "move", mask=mask[None], **dict(common, dx=16.0))
     assert not torch.allclose(moved["samples"], out["samples"])
     with pytest.raises(DragKitInputError, match="no drag pairs"):
         node.sample(model, inversion, "DiffEditor", "drag", **common)

@@ -98,7 +98,7 @@ def test_aldd_node(setup):
     from dragkit.nodes.drag_nodes import DragKitAlDDSampler
 
     model, inversion = setup
-    latent, final = DragKitAlDDSampler().sample(
+    latent, final, _ = DragKitAlDDSampler().sample(
         model, inversion, POINTS, drag_steps=2, rounds=2, steps_per_round=2, learning_rate=0.02, lam=0.1,
         patience=5, feature_layer=1, reference_attention=True, rescale_points=False, mask=torch.ones(1, 128, 128),
     )

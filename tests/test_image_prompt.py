@@ -138,9 +138,9 @@ def test_regional_sde_node_image_prompt(adapter_file, monkeypatch):
                   memory_bank=True, energy_scale=0.0, w_edit=4.0, w_content=6.0, w_inpaint=0.2, feature_layers="1,2",
                   seed=0, points=DragPoints.from_pairs((128, 128), [((40, 64), (72, 64))]))
     clip_vision = SimpleNamespace(image_embeds=torch.randn(1, EMBED_DIM, generator=torch.Generator().manual_seed(6)))
-    (plain,) = node.sample(model, inversion, **common)
-    (unused,) = node.sample(model, inversion, image_prompt=clip_vision, ipadapter="none", **common)
-    (prompted,) = node.sample(model, inversion, image_prompt=clip_vision, ipadapter=adapter_file.name,
+    plain, _ = node.sample(model, inversion, **common)
+    unused, _ = node.sample(model, inversion, image_prompt=clip_vision, ipadapter="none", **common)
+    prompted, _ = node.sample(model, inversion, image_prompt=clip_vision, ipadapter=adapter_file.name,
                               image_prompt_scale=1.0, **common)
     assert torch.equal(unused["samples"], plain["samples"])  # no adapter file chosen: no image prompt
     assert (prompted["samples"] - plain["samples"]).abs().mean() > 1e-4

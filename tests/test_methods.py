@@ -63,7 +63,7 @@ def test_dragdiffusion_graph_equals_the_benchmark(toy):
     inversion = ddim_invert(model, latent, strength=METHODS["dragdiffusion"].strength)
     edited, _ = DragKitDragOptimizer().drag(drag_model=model, inversion=inversion, points=case.points,
                                             mask=case.editable[None], **defaults(DragKitDragOptimizer))
-    (out,) = DragKitSampler().sample(drag_model=model, inversion=edited, **defaults(DragKitSampler))
+    out, _ = DragKitSampler().sample(drag_model=model, inversion=edited, **defaults(DragKitSampler))
     torch.testing.assert_close(decoded(model, out), expected, rtol=0, atol=1e-5)  # only the LATENT's unscaling rounds
     assert float((decoded(model, out) - model.decode(latent)[0]).abs().max()) > 0.1  # it is an edit
 
@@ -72,7 +72,7 @@ def test_gooddrag_node_equals_the_benchmark(toy):
     model, case, latent = toy
     expected = toybench.METHODS["gooddrag"](model, case)
     inversion = ddim_invert(model, latent, strength=METHODS["gooddrag"].strength)
-    out, final = DragKitAlDDSampler().sample(drag_model=model, inversion=inversion, points=case.points,
+    out, final, _ = DragKitAlDDSampler().sample(drag_model=model, inversion=inversion, points=case.points,
                                              mask=case.editable[None], **defaults(DragKitAlDDSampler))
     torch.testing.assert_close(decoded(model, out), expected, rtol=0, atol=1e-5)
     assert final.handles != case.points.handles and final.targets == case.points.targets
@@ -84,6 +84,6 @@ def test_diffeditor_node_equals_the_benchmark(toy):
     inversion = ddim_invert(model, latent, strength=METHODS["diffeditor"].strength)
     widgets = defaults(DragKitRegionalSDESampler)
     assert widgets["method"] == "DiffEditor" and widgets["mode"] == "drag" and widgets["feature_layers"] == "-1"
-    (out,) = DragKitRegionalSDESampler().sample(drag_model=model, inversion=inversion, points=case.points,
+    out, _ = DragKitRegionalSDESampler().sample(drag_model=model, inversion=inversion, points=case.points,
                                                 mask=case.editable[None], **widgets)
     torch.testing.assert_close(decoded(model, out), expected, rtol=0, atol=1e-5)

@@ -47,7 +47,7 @@ def test_inverter_and_sampler_use_unscaled_latents(tiny_model, latent):
     (inversion,) = DragKitDDIMInverter().invert(tiny_model, comfy_latent, steps=10, strength=0.3)
     assert isinstance(inversion, Inversion) and inversion.t == 201
     torch.testing.assert_close(inversion.latents[0], latent)  # scaled inside
-    (out,) = DragKitSampler().sample(tiny_model, inversion, True, 0, -1)
+    out, _ = DragKitSampler().sample(tiny_model, inversion, True, 0, -1)
     assert out is not comfy_latent and torch.equal(comfy_latent["samples"], before)
     assert out["samples"].shape == latent.shape
     # Unscaled again on the way out: reconstruction is close to the input LATENT.

@@ -34,6 +34,7 @@ CORE = {
     "SaveImage": ({"images": "IMAGE"}, []),
     "PreviewImage": ({"images": "IMAGE"}, []),
     "MaskPreview": ({"mask": "MASK"}, []),
+    "ImageCompositeMasked": ({"destination": "IMAGE", "source": "IMAGE", "mask": "MASK"}, ["IMAGE"]),
 }
 
 
@@ -224,7 +225,8 @@ def test_toy_workflow_runs_end_to_end_and_moves_the_shape(path):
     toward its target and keeps it whole."""
     workflow = json.loads(path.read_text())
     prompt = to_api_prompt(workflow, GENERATOR)
-    assert {n["class_type"] for n in prompt.values()} <= set(dragkit.NODE_CLASS_MAPPINGS) | {"SaveImage"}
+    assert {n["class_type"] for n in prompt.values()} <= set(dragkit.NODE_CLASS_MAPPINGS) | {"SaveImage",
+                                                                                              "ImageCompositeMasked"}
     outputs = run_prompt(prompt)
     save = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
     (images,) = outputs[save]
@@ -238,3 +240,10 @@ def test_toy_workflow_runs_end_to_end_and_moves_the_shape(path):
     fraction = ((after[0] - before[0]) * dx + (after[1] - before[1]) * dy) / (dx * dx + dy * dy)
     assert fraction > MIN_FRACTION, f"the shape moved {fraction:.2f} of the drag"
     assert 0.5 < float(found.sum()) / float(original.sum()) < 1.6, "the shape lost or gained too much area"
+    # Keep is on in every shipped workflow: outside the sampler's keep_mask the input comes back exactly.
+    composite = next(k for k, v in prompt.items() if v["class_type"] == "ImageCompositeMasked")
+    keep_mask = outputs[prompt[composite]["inputs"]["mask"][0]][prompt[composite]["inputs"]["mask"][1]]
+    kept = keep_mask[0] == 1
+    assert kept.float().mean() > 0.3
+    source = outputs[prompt[composite]["inputs"]["source"][0]][0]  # the example picture as loaded
+    assert torch.equal(images[0][kept], source[0][kept])

@@ -3,8 +3,10 @@
 :func:`to_api_prompt` turns a workflow's nodes and links into the API prompt the frontend sends
 (widget values by name, in the frontend's widget order, its own control widgets left out; links as
 ``[source id, output slot]``). :func:`run_prompt` executes it in dependency order with DragKit's own
-node classes; the core output nodes (Save Image, Preview Image) are stand-ins that keep their images.
-Only graphs of DragKit nodes plus those output nodes can run here; the others need ComfyUI.
+node classes; the core output nodes (Save Image, Preview Image) are stand-ins that keep their images,
+and Image Composite Masked is a stand-in for same-size images at (0, 0), as ComfyUI computes it
+(``source * mask + destination * (1 - mask)``). Only graphs of DragKit nodes plus those core nodes
+can run here; the others need ComfyUI.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def run_prompt(prompt: dict) -> dict:
         if node["class_type"] in OUTPUT_NODES:
             results[node_id] = (kwargs["images"],)
             return results[node_id]
+        if node["class_type"] == "ImageCompositeMasked":
+            results[node_id] = (composite_masked(**kwargs),)
+            return results[node_id]
         cls = dragkit.NODE_CLASS_MAPPINGS[node["class_type"]]
         output = getattr(cls(), cls.FUNCTION)(**kwargs)
         results[node_id] = output["result"] if isinstance(output, dict) else output
@@ -77,3 +82,13 @@ def run_prompt(prompt: dict) -> dict:
     for node_id in prompt:
         run(node_id)
     return results
+
+
+def composite_masked(destination, source, x, y, resize_source, mask=None):
+    """ComfyUI's Image Composite Masked for same-size ``(B, H, W, C)`` images at (0, 0)."""
+    if (x, y) != (0, 0) or resize_source or destination.shape != source.shape:
+        raise NotImplementedError("the stand-in composites same-size images at (0, 0) only")
+    if mask is None:
+        return source.clone()
+    weight = mask.reshape(-1, *mask.shape[-2:])[..., None].to(destination)
+    return source * weight + destination * (1 - weight)

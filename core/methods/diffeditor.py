@@ -334,4 +334,4 @@ def edit(
     edited = inversion.with_edit(initial_latent(start.to(model.device), geometry, config.guidance.upsample))
     weights = latent_keep_weights(model, inversion, changing, keep)
     latent = regional_sde_sample(model, edited, geometry, config, prompt_embeds, callback, image=image, keep=weights)
-    return EditResult(latent, points)
+    return EditResult(latent, points, changing)

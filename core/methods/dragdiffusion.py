@@ -35,6 +35,7 @@ from ..errors import DragKitInputError, check_stage_finite
 from ..features import unet_features
 from ..inversion import Inversion
 from ..keep import KeepConfig, latent_keep_weights
+from ..masks import is_empty
 from ..model import DragModel
 from ..points import DragPoints
 from ..sampling import reference_sample
@@ -134,7 +135,7 @@ def drag_latent(
     return DragResult(z.detach(), problem.points.from_grid(handles, problem.grid), steps, distances)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class DragDiffusionResult(EditResult):
     """A DragDiffusion edit: the clean latent and final points, with the drag stage's own outcome."""
 
@@ -171,4 +172,4 @@ def edit(
     dragged = drag_latent(model, inversion, points, mask, config, prompt_embeds, callback)
     weights = latent_keep_weights(model, inversion, mask, keep)
     latent, _ = reference_sample(model, inversion.with_edit(dragged.latent), prompt_embeds, reference, keep=weights)
-    return DragDiffusionResult(latent, dragged.points, dragged)
+    return DragDiffusionResult(latent, dragged.points, None if is_empty(mask) else mask, drag=dragged)

@@ -31,6 +31,7 @@ from ..attention import ReferenceAttention, ReferenceAttentionConfig, attention_
 from ..errors import DragKitInputError, check_stage_finite
 from ..inversion import Inversion
 from ..keep import KeepConfig, blend, latent_keep_weights
+from ..masks import is_empty
 from ..model import DragModel
 from ..points import DragPoints
 from ..tracking import track_points
@@ -75,7 +76,7 @@ def for_model(config: AlDDConfig, model: DragModel) -> AlDDConfig:
     return dataclasses.replace(config, drag=drag_for_model(config.drag, model))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class AlDDResult(EditResult):
     """Outcome of an AlDD edit: the clean edited latent and the pairs with the handles where
     tracking left them (image pixels), and
@@ -209,4 +210,5 @@ def edit(
     if handles is not None:
         final_points = final_points.from_grid(handles, problem.grid)
     check_stage_finite(edited, "AlDD sampling", "lower learning_rate (GoodDrag: 0.02) or lam")
-    return AlDDResult(edited, final_points, source, rounds_run, distances, stopped)
+    return AlDDResult(edited, final_points, None if is_empty(mask) else mask, source=source, rounds=rounds_run,
+                      distances=distances, stopped=stopped)

@@ -181,8 +181,8 @@ def _registered(name: str) -> Method:
 # VAE), then every registered method.
 METHODS: dict[str, Method] = {"baseline": baseline, "oracle": oracle, **{name: _registered(name) for name in REGISTERED}}
 DEMO_METHOD = "gooddrag"  # the best success rate on the toy benchmark (README)
-# The demo's scene, by rule: the median case of DEMO_METHOD in the README's benchmark run
-# (docs/toy_benchmark.json "median_case"; tests/test_toy.py checks the two agree).
+# The demo's scene: the one the README shows. It is to become, by rule, the median case of DEMO_METHOD
+# in the README's next 48-case run (that run's JSON records each method's "median_case").
 DEMO_SEED = 1_000_006
 
 

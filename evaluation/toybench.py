@@ -367,7 +367,8 @@ def run_demo(out: str, seed: int | None = None, model_path: str | None = None) -
     print(f"method: {DEMO_METHOD} on the model `{model.name}`, scene seed {seed}, {seconds:.1f} s")
     (handle_x, handle_y), (target_x, target_y) = case.points.handles[0], case.points.targets[0]
     print(f"drag ({handle_x:.1f}, {handle_y:.1f}) -> ({target_x:.1f}, {target_y:.1f}) (x, y in image pixels)")
+    width = max(len(key) for key in scores) + 2
     for key, value in scores.items():
-        print(f"{key:>12}: {value:.3f}")
+        print(f"{key:>{width}}: {value:.3f}")
     print(f"wrote {folder / 'before.png'}, {folder / 'after.png'}, {folder / 'overlay.png'}")
     return 0

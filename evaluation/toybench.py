@@ -181,9 +181,10 @@ def _registered(name: str) -> Method:
 # VAE), then every registered method.
 METHODS: dict[str, Method] = {"baseline": baseline, "oracle": oracle, **{name: _registered(name) for name in REGISTERED}}
 DEMO_METHOD = "gooddrag"  # the best success rate on the toy benchmark (README)
-# The demo's scene: the one the README shows. It is to become, by rule, the median case of DEMO_METHOD
-# in the README's next 48-case run (that run's JSON records each method's "median_case").
-DEMO_SEED = 1_000_006
+# The demo's scene, by rule: the median case (by fraction of the drag) of DEMO_METHOD over the 48
+# held-out cases with keep off, as `evaluate` reports it ("median_case"); measured 2026-12-03. It is
+# also the example scene of the toy workflows.
+DEMO_SEED = 1_000_005
 
 
 def score_cases(model: DragModel, method: str, cases: list[Case], keep: KeepConfig | None = None

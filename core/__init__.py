@@ -16,6 +16,7 @@ One concept per module:
 - ``inversion``     DDIM inversion keeping the whole trajectory
 - ``attention``     self-attention edits (reference K/V, memory bank) as diffusers attention processors
 - ``sampling``      DDIM denoising of [source, edited] with reference attention
+- ``keep``          the source kept outside the editable mask, while sampling and after decoding
 - ``points``        handle -> target pairs in image pixels, and their grid coordinates
 - ``editor_state``  the Point Picker widget's JSON state
 - ``masks``         editable-region masks and brush strokes

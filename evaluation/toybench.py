@@ -180,7 +180,7 @@ def _registered(name: str) -> Method:
 # Two references that are not edits (the unedited reconstruction, and the ground truth through the
 # VAE), then every registered method.
 METHODS: dict[str, Method] = {"baseline": baseline, "oracle": oracle, **{name: _registered(name) for name in REGISTERED}}
-DEMO_METHOD = "gooddrag"  # the best success rate on the toy benchmark (README)
+DEMO_METHOD = "gooddrag"  # with DiffEditor the best success rate on the toy benchmark, and the furthest move (README)
 # The demo's scene, by rule: the median case (by fraction of the drag) of DEMO_METHOD over the 48
 # held-out cases with keep off, as `evaluate` reports it ("median_case"); measured 2026-12-03. It is
 # also the example scene of the toy workflows.

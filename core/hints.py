@@ -30,6 +30,11 @@ class ModelHints:
     Attributes:
         feature_layers: decoder features for DragDiffusion/GoodDrag supervision and tracking.
         guidance_layers: decoder features for DragonDiffusion/DiffEditor guidance.
+        energy_scale_factor: multiplies DragonDiffusion/DiffEditor's energy scale in every mode
+            (1 = SD1.5's, the papers'): how strongly this model's features answer to guidance.
+        guidance_steps: DragonDiffusion/DiffEditor guide the denoising steps below this (SD1.5: 30).
+        sde_steps: ``(first, last)`` denoising steps with DiffEditor's regional SDE (SD1.5: 11, 19).
+        time_travel_steps: the steps DiffEditor repeats with time travel (SD1.5: 22, 24, 26, 28).
         region_layers: decoder features for Feature Region.
         lam: weight of the drag's background term.
         supervision_scale: supervision grid size as a share of the image size (SD1.5: 0.5).
@@ -41,6 +46,10 @@ class ModelHints:
 
     feature_layers: tuple[int, ...] | None = None
     guidance_layers: tuple[int, ...] | None = None
+    energy_scale_factor: float | None = None
+    guidance_steps: int | None = None
+    sde_steps: tuple[int, int] | None = None
+    time_travel_steps: tuple[int, ...] | None = None
     region_layers: tuple[int, ...] | None = None
     lam: float | None = None
     supervision_scale: float | None = None
@@ -59,7 +68,8 @@ class ModelHints:
             if not layers or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in layers):
                 raise DragKitModelError(f"hint `{name}` must be a non-empty list of decoder indices >= 0, got {value!r}.")
             object.__setattr__(self, name, layers)
-        for name, low in (("lam", 0.0), ("supervision_scale", None), ("latent_scale", None)):
+        for name, low in (("lam", 0.0), ("supervision_scale", None), ("latent_scale", None),
+                          ("energy_scale_factor", None)):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -68,6 +78,20 @@ class ModelHints:
                 raise DragKitModelError(f"hint `{name}` must be a {'number >= 0' if low is not None else 'positive number'}"
                                         f", got {value!r}.")
             object.__setattr__(self, name, float(value))
+        for name, length in (("sde_steps", 2), ("time_travel_steps", None)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            steps = tuple(value) if isinstance(value, (list, tuple)) else None
+            if steps is None or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in steps) \
+                    or (length is not None and (len(steps) != length or steps[0] > steps[1])):
+                shape = "[first, last] denoising step indices (>= 0, first <= last)" if length \
+                    else "a list of denoising step indices >= 0"
+                raise DragKitModelError(f"hint `{name}` must be {shape}, got {value!r}.")
+            object.__setattr__(self, name, steps)
+        if self.guidance_steps is not None and (not isinstance(self.guidance_steps, int)
+                                                or isinstance(self.guidance_steps, bool) or self.guidance_steps < 0):
+            raise DragKitModelError(f"hint `guidance_steps` must be a whole number >= 0, got {self.guidance_steps!r}.")
         for name in ("vae_scale", "image_size", "latent_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

@@ -34,15 +34,18 @@ DRAG_OPTIONAL_INPUTS = {
 
 
 def lam_input(default: float) -> tuple:
-    return ("FLOAT", {"default": default, "min": 0.0, "max": 10.0, "step": 0.01,
-                      "tooltip": f"Weight of keeping the area outside the mask ({default}). 0 = off; no effect without a mask."})
+    return ("FLOAT", {"default": -1.0, "min": -1.0, "max": 10.0, "step": 0.01,
+                      "tooltip": "Weight of keeping the area outside the mask. -1 = the model's recommendation (its "
+                                 f"dragkit.json), else the method's ({default}). 0 = off; no effect without a mask."})
 
 
 def drag_config(preset: DragConfig, drag_model, feature_layer: int, **widgets) -> DragConfig:
     """The preset with the model's recommendations (:func:`for_model`), then the node's widgets; a
-    ``feature_layer`` of -1 keeps the recommendation."""
+    ``feature_layer`` or ``lam`` of -1 keeps the recommendation."""
     if feature_layer >= 0:
         widgets["feature_layers"] = (feature_layer,)
+    if widgets.get("lam", 0.0) < 0:
+        del widgets["lam"]
     return dataclasses.replace(for_model(preset, drag_model), **widgets)
 
 
@@ -162,7 +165,10 @@ class DragKitAlDDSampler:
                                             "tooltip": "Adam step on the latent (0.02)."}),
                 "lam": lam_input(GOODDRAG_DRAG.lam),
                 "patience": ("INT", {"default": defaults.patience, "min": 1, "max": 100, "tooltip": "Stop dragging after "
-                             "this many rounds in which no handle moved (5)."}),
+                             "this many rounds in which no handle moved (5; only with early_stop)."}),
+                "early_stop": ("BOOLEAN", {"default": defaults.early_stop, "tooltip": "Stop dragging for good once "
+                               "tracking says every handle arrived, or after `patience` still rounds (GoodDrag). Off: "
+                               "every round of every drag step runs (slower, moves further)."}),
                 "feature_layer": FEATURE_LAYER_INPUT,
                 "reference_attention": ("BOOLEAN", {"default": True, "tooltip": "After the drag phase the edited image "
                                         "attends to the source's keys/values (MasaCtrl), keeping identity."}),
@@ -175,10 +181,11 @@ class DragKitAlDDSampler:
     @comfy.with_grad
     def sample(self, drag_model, inversion, points, drag_steps, rounds, steps_per_round, learning_rate, lam,
                patience, feature_layer, reference_attention, rescale_points, keep_outside_mask=False, mask=None,
-               conditioning=None):
+               conditioning=None, early_stop=AlDDConfig.early_stop):
         drag = drag_config(GOODDRAG_DRAG, drag_model, feature_layer, learning_rate=learning_rate, lam=lam)
         config = AlDDConfig(drag=drag, drag_steps=drag_steps, rounds=rounds, steps_per_round=steps_per_round,
-                            patience=patience, reference=ReferenceAttentionConfig(enabled=reference_attention))
+                            patience=patience, early_stop=early_stop,
+                            reference=ReferenceAttentionConfig(enabled=reference_attention))
         points = checked_points(points, drag_model, inversion, rescale_points)
         with comfy.progress(progress_steps(config, inversion), "AlDD", previewer(drag_model)) as callback:
             result = gooddrag.edit(drag_model, inversion, points, mask_or_none(mask), config,

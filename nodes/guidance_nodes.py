@@ -6,7 +6,7 @@ import dataclasses
 import logging
 
 from ..core.errors import DragKitInputError, DragKitModelError
-from ..core.guidance import GUIDANCE_MODES
+from ..core.guidance import DRAG_GUIDANCE, GUIDANCE_MODES, MOVE_GUIDANCE
 from ..core.image_prompt import (
     DIFFEDITOR_IMAGE_PROMPT_SCALE, DIFFEDITOR_IMAGE_PROMPT_STEPS, ImagePrompt, load_image_prompt_adapter,
 )
@@ -26,6 +26,12 @@ comfy.register_model_folder("ipadapter")  # models/ipadapter, as IP-Adapter pack
 
 
 MODEL_LAYERS = "-1"  # the feature_layers value that means "what the model recommends"
+MODEL_DEFAULT = -1.0  # a guidance widget at this value keeps the method's default for the mode and model
+
+
+def widget_or(value: float, default: float) -> float:
+    """A guidance widget's value, or ``default`` (the mode's and model's) when it is left at -1."""
+    return default if value < 0 else value
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -38,6 +44,24 @@ def parse_layers(text: str) -> tuple[int, ...]:
         raise DragKitInputError(f"`feature_layers` must be comma-separated decoder indices like 2,3 (or -1 for the "
                                 f"model's recommendation), got {text!r}.")
     return layers
+
+
+def sampler_config(drag_model, method: str, mode: str, *, sde_eta: float, time_travel: bool, memory_bank: bool,
+                   energy_scale: float, w_edit: float, w_content: float, w_inpaint: float, feature_layers: str,
+                   seed: int) -> diffeditor.RegionalSDEConfig:
+    """The Regional SDE Sampler's settings: the method's preset for ``mode`` with the model's
+    recommendations (:func:`~dragkit.core.methods.diffeditor.for_model`), then every widget not left at -1.
+    With all of them at their defaults this is the configuration the benchmark and the library use."""
+    config = diffeditor.for_model(diffeditor.for_mode(METHODS[method].preset(), mode), drag_model)
+    guidance = config.guidance
+    if feature_layers.strip() != MODEL_LAYERS:
+        guidance = dataclasses.replace(guidance, feature_layers=parse_layers(feature_layers))
+    guidance = dataclasses.replace(
+        guidance, energy_scale=widget_or(energy_scale, guidance.energy_scale), w_edit=widget_or(w_edit, guidance.w_edit),
+        w_content=widget_or(w_content, guidance.w_content), w_inpaint=widget_or(w_inpaint, guidance.w_inpaint))
+    return dataclasses.replace(
+        config, guidance=guidance, sde_eta=sde_eta if config.sde_eta > 0 else 0.0, memory_bank=memory_bank, seed=seed,
+        time_travel_steps=config.time_travel_steps if time_travel else ())
 
 
 class DragKitRegionalSDESampler:
@@ -71,19 +95,25 @@ class DragKitRegionalSDESampler:
                 "scale": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 4.0, "step": 0.05, "tooltip": "resize: size "
                           "factor about the object's centre (1 = same size)."}),
                 "sde_eta": ("FLOAT", {"default": defaults.sde_eta, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                            "DiffEditor: noise inside the edit region on steps 11-19 (0.4). 0 = deterministic."}),
-                "time_travel": ("BOOLEAN", {"default": True, "tooltip": "DiffEditor: repeat steps 22, 24, 26, 28 three "
-                                "times, stepping back in between (refines the edit)."}),
+                            "DiffEditor: noise inside the edit region on the SDE steps (0.4; SD1.5: steps 11-19, "
+                            "or the model's sde_steps). 0 = deterministic."}),
+                "time_travel": ("BOOLEAN", {"default": True, "tooltip": "DiffEditor: repeat some late guided steps three "
+                                "times, stepping back in between (refines the edit; SD1.5: 22, 24, 26, 28, or the "
+                                "model's time_travel_steps)."}),
                 "memory_bank": ("BOOLEAN", {"default": True, "tooltip": "Decoder self-attention also reads the source's "
                                 "keys/values from step 5 on (keeps identity)."}),
-                "energy_scale": ("FLOAT", {"default": g.energy_scale, "min": 0.0, "max": 1e5, "step": 10, "tooltip":
-                                 "Strength of the guidance (drag 2000, move 500). 0 = no guidance."}),
-                "w_edit": ("FLOAT", {"default": g.w_edit, "min": 0.0, "max": 100, "step": 0.1, "tooltip": "Weight "
-                           "of moving the content (4)."}),
-                "w_content": ("FLOAT", {"default": g.w_content, "min": 0.0, "max": 100, "step": 0.1, "tooltip":
-                              "Weight of keeping everything outside the edit region (6)."}),
-                "w_inpaint": ("FLOAT", {"default": g.w_inpaint, "min": 0.0, "max": 100, "step": 0.05, "tooltip":
-                              "Weight of clearing the place the content leaves (drag 0.2, move 0.8)."}),
+                "energy_scale": ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 1e5, "step": 10,
+                                 "tooltip": "Strength of the guidance. -1 = the method's for the mode (drag "
+                                 f"{DRAG_GUIDANCE.energy_scale:g}, move/resize {MOVE_GUIDANCE.energy_scale:g}) times the "
+                                 "model's energy_scale_factor (dragkit.json). 0 = no guidance."}),
+                "w_edit": ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 100, "step": 0.1,
+                           "tooltip": f"Weight of moving the content. -1 = the method's ({DRAG_GUIDANCE.w_edit:g})."}),
+                "w_content": ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 100, "step": 0.1,
+                              "tooltip": "Weight of keeping everything outside the edit region. -1 = the method's "
+                              f"({DRAG_GUIDANCE.w_content:g})."}),
+                "w_inpaint": ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 100, "step": 0.05,
+                              "tooltip": "Weight of clearing the place the content leaves. -1 = the method's for the "
+                              f"mode (drag {DRAG_GUIDANCE.w_inpaint:g}, move/resize {MOVE_GUIDANCE.w_inpaint:g})."}),
                 "feature_layers": ("STRING", {"default": MODEL_LAYERS, "tooltip": "Decoder features for the energies, "
                                    "comma separated (0 = mid block, k = up block k-1). -1 = the model's recommendation "
                                    "(SD1.5: 2,3 as DragonDiffusion; the toy model: 1,2)."}),
@@ -112,16 +142,9 @@ class DragKitRegionalSDESampler:
                mask=None,
                conditioning=None, image_prompt=None, ipadapter="none",
                image_prompt_scale=DIFFEDITOR_IMAGE_PROMPT_SCALE):
-        config = diffeditor.for_model(diffeditor.for_mode(METHODS[method].preset(), mode), drag_model)
-        if feature_layers.strip() != MODEL_LAYERS:
-            config = dataclasses.replace(config, guidance=dataclasses.replace(
-                config.guidance, feature_layers=parse_layers(feature_layers)))
-        config = dataclasses.replace(
-            config, sde_eta=sde_eta if config.sde_eta > 0 else 0.0, memory_bank=memory_bank, seed=seed,
-            time_travel_steps=config.time_travel_steps if time_travel else (),
-            guidance=dataclasses.replace(config.guidance, energy_scale=energy_scale, w_edit=w_edit,
-                                         w_content=w_content, w_inpaint=w_inpaint),
-        )
+        config = sampler_config(drag_model, method, mode, sde_eta=sde_eta, time_travel=time_travel,
+                                memory_bank=memory_bank, energy_scale=energy_scale, w_edit=w_edit, w_content=w_content,
+                                w_inpaint=w_inpaint, feature_layers=feature_layers, seed=seed)
         drag_points = points_in(points) if mode == "drag" else None
         image = load_image_prompt(drag_model, image_prompt, ipadapter, image_prompt_scale)
         with comfy.progress(len(inversion.timesteps), method, previewer(drag_model)) as callback:

@@ -168,8 +168,8 @@ def test_regional_sde_node(setup):
     model, inversion, mask = setup
     node = DragKitRegionalSDESampler()
     points = DragPoints.from_pairs(SIZE, [((40, 64), (72, 64))])
-    common = dict(dx=0.0, dy=0.0, scale=1.0, sde_eta=0.4, time_travel=False, memory_bank=True, energy_scale=2000.0,
-                  w_edit=4.0, w_content=6.0, w_inpaint=0.2, feature_layers="1,2", seed=0)
+    common = dict(dx=0.0, dy=0.0, scale=1.0, sde_eta=0.4, time_travel=False, memory_bank=True, energy_scale=-1.0,
+                  w_edit=-1.0, w_content=-1.0, w_inpaint=-1.0, feature_layers="1,2", seed=0)
     out, keep = node.sample(model, inversion, "DiffEditor", "drag", points=points, **common)
     assert keep.shape == (1, 128, 128) and not keep.any()  # keep off: nothing pasted back
     assert out["samples"].shape == inversion.source.shape and torch.isfinite(out["samples"]).all()
@@ -196,3 +196,43 @@ def test_guidance_layers_follow_the_model_unless_given(setup):
     for bad in ("", "a", "1,-2"):
         with pytest.raises(DragKitInputError, match="feature_layers"):
             parse_layers(bad)
+
+
+def test_energy_scale_and_step_windows_follow_the_model(setup):
+    from dragkit.core.methods.diffeditor import for_model, for_mode
+
+    model = setup[0]
+    saved = model.hints
+    try:
+        model.hints = saved.replace(energy_scale_factor=0.5, guidance_steps=20, sde_steps=(5, 9),
+                                    time_travel_steps=(12, 14))
+        drag = for_model(diffeditor_config("drag"), model)
+        move = for_model(diffeditor_config("move"), model)
+        assert drag.guidance.energy_scale == 1000.0 and move.guidance.energy_scale == 250.0  # per mode, then the factor
+        assert (drag.guidance_steps, drag.dense_steps, drag.sde_steps, drag.time_travel_steps) == (20, 10, (5, 9), (12, 14))
+        dragon = for_model(dragondiffusion_config(), model)
+        # DragonDiffusion keeps guiding every step and gets no SDE or time travel from a window hint.
+        assert (dragon.guidance_steps, dragon.dense_steps, dragon.sde_eta, dragon.time_travel_steps) == (20, 20, 0.0, ())
+        model.hints = saved.replace(energy_scale_factor=None, guidance_steps=None, sde_steps=None, time_travel_steps=None)
+        assert for_model(for_mode(RegionalSDEConfig(), "move"), model).guidance.energy_scale == 500.0  # no hint: the paper's
+    finally:
+        model.hints = saved
+
+
+@pytest.mark.parametrize("method", ["DiffEditor", "DragonDiffusion"])
+@pytest.mark.parametrize("mode", ["drag", "move", "resize"])
+def test_node_defaults_are_the_library_settings(setup, method, mode):
+    """With its widgets at their defaults the node samples with exactly the benchmark's settings, in every mode
+    (the guidance widgets once held the drag scales, so a move ran at 2000 instead of 500)."""
+    from dragkit.core.methods.diffeditor import for_model, for_mode
+    from dragkit.core.methods.registry import get_method
+    from dragkit.nodes.guidance_nodes import METHODS, DragKitRegionalSDESampler, sampler_config
+
+    model = setup[0]
+    required = DragKitRegionalSDESampler.INPUT_TYPES()["required"]
+    names = ("sde_eta", "time_travel", "memory_bank", "energy_scale", "w_edit", "w_content", "w_inpaint", "feature_layers")
+    widgets = {name: required[name][1]["default"] for name in names}
+    library = for_model(for_mode(get_method(METHODS[method].name).preset(), mode), model)
+    assert sampler_config(model, method, mode, seed=library.seed, **widgets) == library
+    changed = sampler_config(model, method, mode, seed=0, **dict(widgets, energy_scale=123.0, w_inpaint=0.0))
+    assert changed.guidance.energy_scale == 123.0 and changed.guidance.w_inpaint == 0.0  # a set widget wins

@@ -78,6 +78,17 @@ def test_early_stop_when_arrived(setup):
     assert result.stopped == "arrived" and result.rounds == 0
 
 
+def test_without_early_stop_every_round_runs(setup):
+    """early_stop off: neither an arrived handle nor a still one ends the drag; the whole schedule runs."""
+    model, inversion = setup
+    near = DragPoints.from_pairs((128, 128), [((64, 64), (66, 64))])
+    arrived = edit(model, inversion, near, config=_config(drag_steps=2, rounds=3, steps_per_round=1, early_stop=False))
+    still = edit(model, inversion, POINTS, config=_config(drag_steps=2, rounds=3, steps_per_round=1, patience=1,
+                                                          early_stop=False, drag={"learning_rate": 1e-9}))
+    for result in (arrived, still):
+        assert result.stopped == "schedule" and result.rounds == 2 * 3 and len(result.distances) == 6
+
+
 def test_handles_advance(setup):
     model, inversion = setup
     result = edit(model, inversion, POINTS, config=_config(drag_steps=3, rounds=4))

@@ -117,12 +117,17 @@ def test_model_hints_are_typed_and_unknown_keys_refused(tmp_path):
     from dragkit.core.errors import DragKitModelError
     from dragkit.core.hints import ModelHints
 
-    hints = ModelHints.from_dict({"feature_layers": [2], "lam": 0.1, "training": {"steps": 5}}, "x/dragkit.json")
+    hints = ModelHints.from_dict({"feature_layers": [2], "lam": 0.1, "training": {"steps": 5}, "sde_steps": [3, 6],
+                                  "time_travel_steps": [8, 10], "energy_scale_factor": 2, "guidance_steps": 12},
+                                 "x/dragkit.json")
     assert hints.feature_layers == (2,) and hints.lam == 0.1 and hints.guidance_layers is None
+    assert hints.sde_steps == (3, 6) and hints.time_travel_steps == (8, 10) and hints.energy_scale_factor == 2.0
+    assert hints.guidance_steps == 12
     with pytest.raises(DragKitModelError, match=r"'x/dragkit.json' has unknown key\(s\) 'feature_layer'"):
         ModelHints.from_dict({"feature_layer": [2]}, "x/dragkit.json")
     for bad in ({"feature_layers": []}, {"feature_layers": [-1]}, {"lam": "0.1"}, {"vae_scale": 0},
-                {"preview": "taesd"}, {"supervision_scale": 0}):
+                {"preview": "taesd"}, {"supervision_scale": 0}, {"energy_scale_factor": 0}, {"guidance_steps": -1},
+                {"guidance_steps": 2.5}, {"sde_steps": [9, 3]}, {"sde_steps": [3]}, {"time_travel_steps": "22"}):
         with pytest.raises(DragKitModelError, match=r"'x/dragkit.json': hint `"):
             ModelHints.from_dict(bad, "x/dragkit.json")
 

@@ -247,11 +247,28 @@ def regional_sde_sample(
 
 
 def for_model(config: RegionalSDEConfig, model: DragModel) -> RegionalSDEConfig:
-    """``config`` with the model's recommended guidance layers (``guidance_layers`` in its dragkit.json)."""
-    layers = model.hints.guidance_layers
-    if layers is None:
-        return config
-    return dataclasses.replace(config, guidance=dataclasses.replace(config.guidance, feature_layers=tuple(layers)))
+    """``config`` with the model's recommendations (its dragkit.json): ``guidance_layers``, the energy
+    scale times ``energy_scale_factor``, and the step windows ``guidance_steps``, ``sde_steps`` and
+    ``time_travel_steps``. Apply it after :func:`for_mode`, which sets the mode's energy scale.
+
+    A window is only taken where the method has one: DragonDiffusion keeps no SDE and no time travel.
+    """
+    hints = model.hints
+    guidance = config.guidance
+    if hints.guidance_layers is not None:
+        guidance = dataclasses.replace(guidance, feature_layers=tuple(hints.guidance_layers))
+    if hints.energy_scale_factor is not None:
+        guidance = dataclasses.replace(guidance, energy_scale=guidance.energy_scale * hints.energy_scale_factor)
+    changes = {"guidance": guidance}
+    if hints.guidance_steps is not None:
+        changes["guidance_steps"] = hints.guidance_steps
+        if config.dense_steps >= config.guidance_steps:  # DragonDiffusion: every guided step stays dense
+            changes["dense_steps"] = hints.guidance_steps
+    if hints.sde_steps is not None and (config.sde_eta > 0 or config.sde_eta_outside > 0):
+        changes["sde_steps"] = tuple(hints.sde_steps)
+    if hints.time_travel_steps is not None and config.time_travel_steps:
+        changes["time_travel_steps"] = tuple(hints.time_travel_steps)
+    return dataclasses.replace(config, **changes)
 
 
 def drag_region(points: DragPoints) -> torch.Tensor:

@@ -55,6 +55,8 @@ class AlDDConfig:
         rounds: B, tracking rounds per drag step (10).
         steps_per_round: J, Adam steps before each tracking round (3).
         patience: stop dragging after this many rounds in which no handle moved (5).
+        early_stop: stop dragging for good when every handle has arrived or after ``patience`` still
+            rounds (GoodDrag). Off runs every round of the schedule.
         reference: reference attention for the steps after the drag phase.
     """
 
@@ -63,6 +65,7 @@ class AlDDConfig:
     rounds: int = 10
     steps_per_round: int = 3
     patience: int = 5
+    early_stop: bool = True
     reference: ReferenceAttentionConfig = dataclasses.field(default_factory=ReferenceAttentionConfig)
 
     def __post_init__(self):
@@ -169,7 +172,7 @@ def edit(
                     features, _ = drag_forward(model, z, embeds, problem, drag)
                 handles = track_points(features, problem.vectors, handles, drag.track_radius)
                 for _ in range(config.rounds):
-                    if bool((remaining_distance(handles, problem) < drag.stop_distance).all()):
+                    if config.early_stop and bool((remaining_distance(handles, problem) < drag.stop_distance).all()):
                         dragging, stopped = False, "arrived"
                         break
                     for _ in range(config.steps_per_round):
@@ -192,7 +195,7 @@ def edit(
                         if estimate is not None:  # None only with zero steps per round
                             info["estimate"] = estimate
                         callback(progress, total, info)
-                    if unchanged >= config.patience:
+                    if config.early_stop and unchanged >= config.patience:
                         dragging, stopped = False, "no movement"
                         break
                 edited = z.detach()

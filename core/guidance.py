@@ -9,12 +9,12 @@ outside it (regional gradient guidance).
 
 Energies (per feature layer, then averaged):
 
-- edit: ``w_edit / (1 + 4 s)`` between the current features at the destination and the source
+- edit: ``w_edit / (1 + 4 s)`` (move/resize: with the raw cosine instead of ``s``, as ``guidance_move``) between the current features at the destination and the source
   features at the origin (drag: 3x3 boxes at target and handle; move/resize: the object warped);
 - inpaint: drag: ``w_inpaint * s`` on the part of the handle box the target box does not cover
   (the content should leave); move: ``w_inpaint / (1 + 4 s)`` pulling the vacated region's mean
   feature toward the background's, plus ``w_contrast * s`` pushing it from the object's;
-- content: ``w_content / (1 + 4 s)`` on everything outside the edit region.
+- content: ``w_content / (1 + 4 s)`` on everything outside the edit region (move/resize: raw cosine).
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class EditGeometry:
         object_mask: ``(h, w)`` bool object on the feature grid (move/resize).
         edit_region: ``(1, 1, h_lat, w_lat)`` float, where the edit gradient (and regional SDE) acts.
         content_region: ``(h, w)`` bool on the feature grid, where the content energy holds.
+        sde_region: ``(1, 1, h_lat, w_lat)`` float, where regional SDE acts when it differs from
+            ``edit_region`` (move/resize: the object and its destination, ``Sampler.edit``); ``None`` =
+            ``edit_region``.
     """
 
     mode: str
@@ -87,6 +90,7 @@ class EditGeometry:
     object_mask: torch.Tensor | None
     edit_region: torch.Tensor
     content_region: torch.Tensor
+    sde_region: torch.Tensor | None = None
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -106,6 +110,14 @@ def warp(tensor: torch.Tensor, affine: torch.Tensor, mode: str = "bilinear") -> 
     """Warp ``(B, C, h, w)`` by a ``(1, 2, 3)`` pixel-space affine map (kornia), zeros outside."""
     return warp_affine(tensor, affine.to(tensor).expand(tensor.shape[0], -1, -1), tensor.shape[-2:], mode=mode,
                        padding_mode="zeros", align_corners=True)
+
+
+def _mean_cosine(current: torch.Tensor, source: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean of the per-location raw cosine (-1..1) over a bool ``(h, w)`` region (0 with grad when empty):
+    ``guidance_move``'s edit and content similarity (it does not map them to ``(cos + 1) / 2``)."""
+    if not bool(region.any()):
+        return current.sum() * 0.0
+    return F.cosine_similarity(current, source, dim=1)[0][region].mean()
 
 
 def _mean_similarity(current: torch.Tensor, source: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
@@ -132,14 +144,16 @@ def energies(current: list[torch.Tensor], source: list[torch.Tensor], geometry: 
         else:
             moved_source = warp(src, geometry.affine)
             destination = warp(geometry.object_mask[None, None].float(), geometry.affine, "nearest")[0, 0] > 0.5
-            edit = edit + config.w_edit / (1 + 4 * _mean_similarity(cur, moved_source, destination))
+            edit = edit + config.w_edit / (1 + 4 * _mean_cosine(cur, moved_source, destination))
             vacated = geometry.object_mask & ~destination
             background = geometry.content_region
             if bool(vacated.any()) and bool(background.any()):
                 pulled = similarity(cur[0][:, vacated].mean(1), src[0][:, background].mean(1), dim=0)
-                content = content + config.w_inpaint / (1 + 4 * pulled)
+                # guidance_move adds this term once per layer without its 1/#layers weight
+                content = content + len(current) * config.w_inpaint / (1 + 4 * pulled)
                 content = content + config.w_contrast * _mean_similarity(cur, src, vacated)
-        content = content + config.w_content / (1 + 4 * _mean_similarity(cur, src, geometry.content_region))
+        content_similarity = _mean_similarity if geometry.mode == "drag" else _mean_cosine
+        content = content + config.w_content / (1 + 4 * content_similarity(cur, src, geometry.content_region))
     layers = len(current)
     points = len(geometry.targets) if geometry.mode == "drag" else 1
     return edit / layers / points, content / layers
@@ -193,6 +207,11 @@ def drag_geometry(handles_image: torch.Tensor, targets_image: torch.Tensor, edit
     grid_mask = F.interpolate(editable[None, None].float(), size=(rows, cols), mode="nearest")[0, 0] > 0.5
     region = F.interpolate(editable[None, None].float(), size=latent_size, mode="nearest")
     handles, targets = (grid_cells(xy.float(), image_size, (rows, cols)) for xy in (handles_image, targets_image))
+    # Keep every box whole (process_drag clips the centres to [1, size - 2]): a box cut by the border
+    # would pair a different number of target and handle cells.
+    low = torch.tensor([float(config.box_radius)] * 2)
+    high = torch.tensor([rows - 1.0 - config.box_radius, cols - 1.0 - config.box_radius])
+    handles, targets = handles.clamp(min=low, max=high), targets.clamp(min=low, max=high)
     return EditGeometry("drag", handles, targets, None, None, (region > 0.5).float(), ~grid_mask)
 
 
@@ -209,8 +228,9 @@ def move_geometry(object_mask: torch.Tensor, offset: tuple[float, float], scale:
     destination = warp(grid_object[None, None].float(), affine, "nearest")[0, 0] > 0.5
     edited = (grid_object | destination).float()
     region = F.interpolate(destination[None, None].float(), size=latent_size, mode="nearest")
+    sde_region = F.interpolate(edited[None, None], size=latent_size, mode="nearest")
     return EditGeometry("move" if scale == 1 else "resize", None, None, affine, grid_object,
-                        (region > 0.5).float(), ~(edited > 0.5))
+                        (region > 0.5).float(), ~(edited > 0.5), (sde_region > 0.5).float())
 
 
 def object_affine(object_mask: torch.Tensor, offset: tuple[float, float], scale: float) -> torch.Tensor:

@@ -78,6 +78,30 @@ def test_early_stop_when_arrived(setup):
     assert result.stopped == "arrived" and result.rounds == 0
 
 
+@pytest.mark.parametrize("stop", ["arrived", "no movement"])
+def test_reference_attention_starts_at_the_first_step_without_drag(setup, monkeypatch, stop):
+    """As GoodDrag registers MasaCtrl after its last drag step: dragging that stops during step 0
+    leaves reference attention to start at step 1, not at drag_steps (7)."""
+    from dragkit.core.methods import gooddrag
+
+    model, inversion = setup
+    started = []
+
+    class Recorded(gooddrag.ReferenceAttention):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(gooddrag, "ReferenceAttention", Recorded)
+    if stop == "arrived":
+        points, config = DragPoints.from_pairs((128, 128), [((64, 64), (66, 64))]), _config()
+    else:
+        points, config = POINTS, _config(patience=2, drag={"learning_rate": 1e-9})
+    result = edit(model, inversion, points, config=config)
+    assert result.stopped == stop and result.rounds <= 2
+    assert started[0].start_step == 1
+
+
 def test_without_early_stop_every_round_runs(setup):
     """early_stop off: neither an arrived handle nor a still one ends the drag; the whole schedule runs."""
     model, inversion = setup

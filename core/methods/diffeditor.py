@@ -6,9 +6,11 @@ reference starts from the fully inverted z_T: strength 1.0).
 
 At each step i with timestep t:
 
-1. Noise prediction of the batch ``[source z_t, edited z_t]``; the source latent comes from the
-   inversion trajectory at the same t, and from ``memory_bank_start`` on the edited branch's
-   decoder self-attention also reads the source's keys/values (the memory bank).
+1. Noise prediction of the batch ``[source, edited z_t]`` at t; from ``memory_bank_start`` on the
+   edited branch's decoder self-attention also reads the source's keys/values (the memory bank).
+   The source is the latent the inversion's UNet call at t received (one step less noisy than the
+   inverted z_t): the reference records its memory bank during that inversion call
+   (``inversion.py:ddim_loop``, ``iter_cur = 49 - i``). The guidance compares with the inverted z_t.
 2. Guidance (i < ``guidance_steps``; DiffEditor: every step below ``dense_steps``, then every
    other step): energy gradients from :mod:`..guidance` are added to the edited noise prediction.
 3. DDIM step. The predicted x0 uses the guided noise, the direction term the unguided one (as the
@@ -24,6 +26,17 @@ the time-travel inversion run without it.
 
 Not implemented from the reference: classifier-free guidance (both methods use CFG 4 on SD1.5:
 connect a negative prompt in a future version).
+
+Deliberately not reproduced (each measured on the toy model, see the faithfulness report):
+
+- the reference's step-0 guidance compares with the handle-copied z_T, because ``process_drag``
+  writes the copy into a view of the stored inversion latent; DragKit compares with the inverted z_T.
+- the reference copies the handle patch in place, so overlapping handle/target boxes (and later
+  pairs) copy already-copied cells (on CUDA the result of that overlapping copy is not defined);
+  DragKit copies every cell from the inverted latent.
+- move/resize: the reference rounds offsets to whole cells (``int``/floor, differently for the
+  latent and the features) and resizes about the image centre; DragKit uses the exact offset
+  (bilinear for fractional cells) and resizes about the object's centroid.
 """
 
 from __future__ import annotations
@@ -139,8 +152,9 @@ def initial_latent(latent: torch.Tensor, geometry: EditGeometry, upsample: int) 
     out = latent.clone()
     rows, cols = latent.shape[-2:]
     if geometry.mode == "drag":
-        for (hr, hc), (tr, tc) in zip((geometry.handles / upsample).round().long().tolist(),
-                                      (geometry.targets / upsample).round().long().tolist()):
+        # the latent cell holding the feature cell (process_drag: y // up_scale), never a rounded one
+        for (hr, hc), (tr, tc) in zip(torch.div(geometry.handles, upsample, rounding_mode="floor").long().tolist(),
+                                      torch.div(geometry.targets, upsample, rounding_mode="floor").long().tolist()):
             for dr in (-1, 0, 1):
                 for dc in (-1, 0, 1):
                     if 0 <= hr + dr < rows and 0 <= hc + dc < cols and 0 <= tr + dr < rows and 0 <= tc + dc < cols:
@@ -184,7 +198,7 @@ def regional_sde_sample(
     alphas = scheduler.alphas_cumprod.to(model.device)
     stride = scheduler.config.num_train_timesteps // inversion.num_steps
     timesteps = inversion.denoise_timesteps
-    region = geometry.edit_region.to(model.device)
+    region = (geometry.edit_region if geometry.sde_region is None else geometry.sde_region).to(model.device)
     generator = torch.Generator().manual_seed(config.seed)
 
     bank = MemoryBankAttention("concat" if geometry.mode == "drag" else "replace", config.memory_bank_start)
@@ -198,6 +212,7 @@ def regional_sde_sample(
             alpha_t = alphas[t]
             alpha_prev = alphas[t - stride] if t - stride >= 0 else scheduler.final_alpha_cumprod.to(model.device)
             source = inversion.source_at(t).to(model.device, torch.float32)
+            bank_source = inversion.source_after(t).to(model.device, torch.float32)
             guided = (config.guidance.energy_scale > 0 and i < config.guidance_steps
                       and (i < config.dense_steps or i % 2 == 0))
             sde = config.sde_steps[0] <= i <= config.sde_steps[1] and (config.sde_eta > 0 or config.sde_eta_outside > 0)
@@ -207,7 +222,7 @@ def regional_sde_sample(
                 if image is not None and image.active_at(i):  # the edited branch only
                     switch.scales = torch.tensor([0.0, image.scale], device=model.device)
                 with torch.no_grad():
-                    noise = model.predict_noise(torch.cat([source, latent]), t, pair_embeds)[1:]
+                    noise = model.predict_noise(torch.cat([bank_source, latent]), t, pair_embeds)[1:]
                 if switch is not None:
                     switch.scales = None
                 # 2. energy guidance

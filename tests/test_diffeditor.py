@@ -236,3 +236,35 @@ def test_node_defaults_are_the_library_settings(setup, method, mode):
     assert sampler_config(model, method, mode, seed=library.seed, **widgets) == library
     changed = sampler_config(model, method, mode, seed=0, **dict(widgets, energy_scale=123.0, w_inpaint=0.0))
     assert changed.guidance.energy_scale == 123.0 and changed.guidance.w_inpaint == 0.0  # a set widget wins
+
+
+def test_move_sde_region_covers_the_object_and_its_destination():
+    mask = torch.zeros(64, 64)
+    mask[16:32, 8:24] = 1
+    moved = move_geometry(mask, (16.0, 0.0), 1.0, (8, 8), _config().guidance)
+    cells = (moved.sde_region[0, 0] > 0.5).nonzero().tolist()
+    # object at latent rows 2-3, cols 1-2; destination cols 3-4 (the reference's edit region for the SDE)
+    assert cells == [[2, 1], [2, 2], [2, 3], [2, 4], [3, 1], [3, 2], [3, 3], [3, 4]]
+    assert (moved.edit_region[0, 0] > 0.5).sum() == 4  # the edit gradient still acts on the destination only
+
+
+def test_drag_boxes_stay_whole_at_the_border():
+    """A point in the outermost feature cell once crashed the energies (a box cut by the border)."""
+    config = _config().guidance
+    geometry = drag_geometry(torch.tensor([[0.0, 0.0]]), torch.tensor([[127.0, 127.0]]), torch.ones(*SIZE), (16, 16),
+                             SIZE, config)
+    rows = 32  # the guidance grid is 2x the latent
+    assert geometry.handles.tolist() == [[1.0, 1.0]] and geometry.targets.tolist() == [[rows - 2.0, rows - 2.0]]
+    features = [torch.randn(1, 8, rows, rows)]
+    edit, content = energies(features, [torch.randn(1, 8, rows, rows)], geometry, config)
+    assert torch.isfinite(edit) and torch.isfinite(content)
+
+
+def test_patch_copy_uses_the_latent_cell_holding_the_feature_cell():
+    latent = torch.arange(64.0).reshape(1, 1, 8, 8)
+    geometry = drag_geometry(torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 0.0]]), torch.ones(64, 64), (8, 8),
+                             (64, 64), _config().guidance)
+    # feature cell 7 lies in latent cell floor(7/2) = 3 (rounding 3.5 would give 4); target 9 -> latent cell 4
+    geometry.handles, geometry.targets = torch.tensor([[7.0, 7.0]]), torch.tensor([[9.0, 9.0]])
+    out = initial_latent(latent, geometry, 2)
+    assert out[0, 0, 4, 4] == latent[0, 0, 3, 3]

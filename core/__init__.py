@@ -25,6 +25,8 @@ One concept per module:
 - ``guidance``      DragonDiffusion's energy guidance and edit geometry
 - ``image_prompt``  IP-Adapter image prompts for DiffEditor
 - ``regions``       DIFT-style feature-correspondence regions
+- ``region_warp``   Inpaint4Drag's region warp in pixel space, and the mask of what it uncovers
+- ``fill``          filling a masked area with the drag model (blended-latent DDIM inpainting)
 - ``preview``       live-preview pictures of a latent
 - ``overlay``       drawing pairs and masks on an image; tensor <-> PIL
 - ``metrics``       drag accuracy and image metrics

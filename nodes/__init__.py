@@ -8,6 +8,7 @@ from .lora_nodes import DragKitLoraLoader, DragKitLoraTrainer
 from .metric_nodes import DragKitDAI
 from .picker_nodes import DragKitFeatureRegion, DragKitPointPicker
 from .model_nodes import DragKitModelFromComfy, DragKitModelLoader
+from .warp_nodes import DragKitFillSampler, DragKitRegionWarp
 
 _NODES = {
     DragKitModelLoader: "DragKit Model Loader",
@@ -25,6 +26,8 @@ _NODES = {
     DragKitDragOptimizer: "DragKit Drag Optimizer",
     DragKitAlDDSampler: "DragKit AlDD Sampler (GoodDrag)",
     DragKitRegionalSDESampler: "DragKit Regional SDE Sampler (DragonDiffusion / DiffEditor)",
+    DragKitRegionWarp: "DragKit Region Warp (Inpaint4Drag)",
+    DragKitFillSampler: "DragKit Fill Sampler",
     DragKitDAI: "DragKit DAI (drag accuracy)",
 }
 

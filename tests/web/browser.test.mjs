@@ -261,3 +261,79 @@ test("point picker in Chromium", { skip, timeout: 180_000 }, async (t) => {
 
   assert.deepEqual(errors, []);
 });
+
+// The warp preview: a 512x512 picture with a red square painted as the region; while the target is
+// dragged, the square is drawn at the new place in the very next animation frame, and the place it
+// left is striped (what the fill will replace). The seconds per update are reported, not asserted.
+test("the warp preview follows a dragged target within one animation frame", { skip, timeout: 120_000 }, async (t) => {
+  const server = await serve();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  t.after(async () => {
+    await browser.close();
+    server.close();
+  });
+  const page = await browser.newPage({ viewport: { width: 760, height: 1040 }, deviceScaleFactor: 1 });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.waitForFunction(() => window.ready === true, null, { timeout: 30_000 });
+
+  const SIDE = 512;
+  const SQUARE = [200, 260]; // x and y from 200 to 260
+  const HANDLE = [230, 230];
+  const layout = await page.evaluate(async ({ SIDE, SQUARE, HANDLE }) => {
+    const picture = document.createElement("canvas");
+    picture.width = picture.height = SIDE;
+    const c = picture.getContext("2d");
+    c.fillStyle = "rgb(40, 90, 160)";
+    c.fillRect(0, 0, SIDE, SIDE);
+    c.fillStyle = "rgb(230, 30, 30)";
+    c.fillRect(SQUARE[0], SQUARE[0], SQUARE[1] - SQUARE[0], SQUARE[1] - SQUARE[0]);
+    const editor = (window.warpEditor = window.mount(document.getElementById("spare")));
+    await editor.setImage(picture.toDataURL("image/png"));
+    editor.load(JSON.stringify({ version: 1, image_size: [SIDE, SIDE], pairs: [{ handle: HANDLE, target: [300, 250] }],
+      mask: { strokes: [{ mode: "paint", radius: 44, points: [[230, 230]] }] } }));
+    [...editor.root.querySelectorAll("button")].find((b) => b.textContent === "Preview warp").click();
+    await window.nextFrame();
+    return window.layout(editor);
+  }, { SIDE, SQUARE, HANDLE });
+  const scale = Math.min(layout.clientWidth / SIDE, layout.clientHeight / SIDE);
+  const ox = (layout.clientWidth - SIDE * scale) / 2;
+  const oy = (layout.clientHeight - SIDE * scale) / 2;
+  const canvasAt = ([x, y]) => [ox + x * scale, oy + y * scale];
+  const screenAt = (p) => canvasAt(p).map((v, i) => (i ? layout.top : layout.left) + v);
+  const pixel = (p) => page.evaluate((q) => window.canvasPixelAt(window.warpEditor, q), canvasAt(p));
+  const red = (rgb) => rgb[0] > 180 && rgb[1] < 80 && rgb[2] < 80;
+
+  assert.ok(red(await pixel([315, 265])), "the square is drawn around the first target");
+  // Drag the target from (300, 250) to (380, 330): the square's centre (handle) follows at once.
+  await page.mouse.move(...screenAt([300, 250]));
+  await page.mouse.down();
+  for (const [x, y] of [[320, 270], [350, 300], [380, 330]]) {
+    await page.mouse.move(...screenAt([x, y]));
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve))); // one frame
+    assert.ok(red(await pixel([x + 25, y + 25])), `the square is not at (${x}, ${y}) one frame after the pointer`);
+    // The square's upper right corner (the handle's badge sits up-left of it).
+    assert.ok(!red(await pixel([SQUARE[1] - 5, SQUARE[0] + 5])), "the square's old place is not marked for the fill");
+  }
+  await page.mouse.up();
+  const target = JSON.parse(await page.evaluate(() => window.warpEditor.value())).pairs[0].target;
+  assert.ok(Math.hypot(target[0] - 380, target[1] - 330) < 1, `the saved target is ${target}`);
+
+  // How long one preview update takes on this machine (reported only).
+  const ms = await page.evaluate(() => {
+    const editor = window.warpEditor;
+    const size = [512, 512];
+    const layer = editor.maskLayer.sync(editor.model, size);
+    const runs = 30;
+    const start = performance.now();
+    for (let k = 0; k < runs; k++) {
+      editor.model.state.pairs[0].target = [300 + k, 300];
+      editor.renderWarp(size, layer);
+    }
+    return (performance.now() - start) / runs;
+  });
+  t.diagnostic(`warp preview at 512x512, one pair: ${ms.toFixed(2)} ms per update`);
+  assert.deepEqual(errors, []);
+});

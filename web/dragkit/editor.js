@@ -20,12 +20,15 @@ import {
   drawPair,
   pairColour,
 } from "./drawing.js";
+import { boundingBox, fitBackwardMap, warpRegion } from "./warp.js";
 
 const HIT_RADIUS = 12; // screen pixels to grab a point
 const REMOVE_RADIUS = 40; // screen pixels for right-click removal
 const DRAG_THRESHOLD = 5; // screen pixels: a press that moves further draws a pair in one drag
 const BRUSH_RANGE = [1, 256];
 const MODES = { points: "Points", paint: "Brush", erase: "Eraser" };
+const PREVIEW_MAX_SIDE = 1024; // the warp preview is computed at the image's size up to this
+const UNCOVERED_STRIPES = [[255, 255, 255, 150], [40, 40, 40, 150]]; // what the fill will replace
 
 const STYLESHEET_ID = "dragkit-picker-stylesheet";
 const STYLESHEET = `
@@ -82,6 +85,8 @@ export class PickerEditor {
     this.model = new PickerModel();
     this.mode = "points";
     this.brushRadius = 16; // image pixels
+    this.warpPreview = false;
+    this.warpCache = { source: null, region: null, canvas: null, key: null };
     this.image = null; // an HTMLImageElement / canvas, once loaded
     this.imageGeneration = 0;
     this.blocked = null; // {raw, error} while the saved state cannot be parsed
@@ -178,6 +183,9 @@ export class PickerEditor {
     this.undoButton = this.button(doc, "Undo", "Undo the last change (Ctrl+Z)", () => this.undo());
     this.button(doc, "Clear points", "Remove every pair", () => this.clearPoints());
     this.button(doc, "Clear mask", "Remove the painted region", () => this.clearMask());
+    this.separator(doc);
+    this.warpButton = this.button(doc, "Preview warp", "Show the painted region moved by the pairs, as DragKit Region "
+      + "Warp moves it; stripes mark what the fill will replace (W)", () => this.setWarpPreview(!this.warpPreview));
     this.resetButton = this.button(doc, "Discard saved state", "Throw away the unreadable saved state and start empty", () => this.discardBlocked());
     this.setBrushRadius(this.brushRadius);
   }
@@ -186,6 +194,14 @@ export class PickerEditor {
     if (!(mode in MODES)) throw new Error(`mode must be one of ${Object.keys(MODES).join(", ")}, got ${mode}`);
     this.mode = mode;
     this.canvas.style.cursor = ""; // the class's crosshair
+    this.refreshUi();
+    this.requestRedraw();
+  }
+
+  /** Show the region warped by the pairs (Region Warp's result before the fill) instead of the image. */
+  setWarpPreview(on) {
+    this.warpPreview = Boolean(on);
+    this.notice = null;
     this.refreshUi();
     this.requestRedraw();
   }
@@ -199,6 +215,7 @@ export class PickerEditor {
 
   refreshUi() {
     for (const [name, b] of Object.entries(this.modeButtons)) b.classList.toggle("dragkit-active", name === this.mode);
+    this.warpButton.classList.toggle("dragkit-active", this.warpPreview);
     this.undoButton.disabled = Boolean(this.blocked) || !this.model.canUndo();
     this.resetButton.classList.toggle("dragkit-hidden", !this.blocked);
     if (this.blocked) {
@@ -216,6 +233,7 @@ export class PickerEditor {
     const n = pairs.length;
     const text = `${n} pair${n === 1 ? "" : "s"}, ${mask.strokes.length ? "mask painted" : "no mask"}`;
     if (this.model.pending) return `${text}. Now click the target of pair ${n + 1} (Esc cancels).`;
+    if (this.warpPreview && !mask.strokes.length) return `${text}. Paint the region that moves to preview the warp.`;
     if (this.mode !== "points") return `${text}. Drag to ${this.mode === "paint" ? "paint" : "erase"}; radius ${this.brushRadius} px.`;
     return n ? `${text}. Drag a dot to move it; right-click or Delete removes a pair.` : `${text}. Click a handle, then its target.`;
   }
@@ -470,6 +488,7 @@ export class PickerEditor {
     else if (key === "p" || key === "P") this.setMode("points");
     else if (key === "b" || key === "B") this.setMode("paint");
     else if (key === "e" || key === "E") this.setMode("erase");
+    else if (key === "w" || key === "W") this.setWarpPreview(!this.warpPreview);
     else if (key === "[") this.setBrushRadius(this.brushRadius / 1.25);
     else if (key === "]") this.setBrushRadius(this.brushRadius * 1.25 + 1);
     else handled = false;
@@ -523,7 +542,10 @@ export class PickerEditor {
       ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
     }
     const layer = this.maskLayer.sync(this.model, view.imageSize);
-    if (layer) {
+    const warped = this.warpPreview && layer ? this.renderWarp(view.imageSize, layer) : null;
+    if (warped) {
+      ctx.drawImage(warped, x0, y0, x1 - x0, y1 - y0);
+    } else if (layer) {
       ctx.globalAlpha = MASK_ALPHA;
       ctx.drawImage(layer, x0, y0, x1 - x0, y1 - y0);
       ctx.globalAlpha = 1;
@@ -536,6 +558,84 @@ export class PickerEditor {
       ctx.fillRect(0, 0, width, height);
       drawMessage(ctx, width, height, "Saved points unreadable: see below.", "#ff7b7b");
     }
+  }
+
+  /** The pairs the preview moves by: the complete ones, and the one being drawn up to the pointer. */
+  previewPairs(view) {
+    const pairs = this.model.state.pairs.map(({ handle, target }) => ({ handle, target }));
+    const pending = this.model.pending;
+    const g = this.gesture;
+    if (pending && this.hover && (!g || g.kind === "target" || (g.kind === "new" && g.dragging))) {
+      pairs.push({ handle: pending, target: clampToImage(toImage(view, this.hover), view.imageSize) });
+    }
+    return pairs;
+  }
+
+  /**
+   * The picture with the painted region warped by the pairs (web/dragkit/warp.js, the mathematics of
+   * core/region_warp.py), on a canvas at the image's size up to PREVIEW_MAX_SIDE; null when there is
+   * nothing to warp or the picture's pixels cannot be read.
+   */
+  renderWarp(imageSize, layer) {
+    const view = this.view();
+    if (!this.image || !view) return null;
+    const pairs = this.previewPairs(view);
+    if (!pairs.length) return null;
+    const f = Math.min(1, PREVIEW_MAX_SIDE / Math.max(...imageSize));
+    const [w, h] = [Math.max(1, Math.round(imageSize[0] * f)), Math.max(1, Math.round(imageSize[1] * f))];
+    const cache = this.warpCache;
+    const doc = this.root.ownerDocument;
+    const readPixels = (drawable) => {
+      const canvas = doc.createElement("canvas");
+      [canvas.width, canvas.height] = [w, h];
+      const c = canvas.getContext("2d", { willReadFrequently: true });
+      c.drawImage(drawable, 0, 0, w, h);
+      return c.getImageData(0, 0, w, h).data;
+    };
+    try {
+      if (cache.source?.image !== this.image || cache.source.w !== w || cache.source.h !== h) {
+        cache.source = { image: this.image, w, h, pixels: readPixels(this.image) };
+        cache.key = null;
+      }
+      const strokes = this.model.state.mask.strokes;
+      const regionKey = `${w}x${h}:${this.model.maskRevision}:${strokes.length}:${strokes.at(-1)?.points.length}`;
+      if (cache.region?.key !== regionKey || cache.region.model !== this.model) {
+        const alpha = readPixels(layer);
+        const region = new Uint8Array(w * h);
+        for (let k = 0; k < w * h; k++) region[k] = alpha[k * 4 + 3] > 127 ? 1 : 0;
+        cache.region = { key: regionKey, model: this.model, region, box: boundingBox(region, w, h) };
+      }
+    } catch (error) {
+      this.notice = { text: `The warp preview cannot read the picture's pixels: ${error.message}.`, error: true };
+      this.warpPreview = false;
+      this.refreshUi();
+      return null;
+    }
+    if (!cache.region.box) return null;
+    const key = `${cache.region.key}|${JSON.stringify(pairs)}`;
+    if (cache.key === key && cache.canvas) return cache.canvas;
+    const scaled = pairs.map(({ handle, target }) => ({ handle: [handle[0] * w / imageSize[0], handle[1] * h / imageSize[1]],
+      target: [target[0] * w / imageSize[0], target[1] * h / imageSize[1]] }));
+    let map;
+    try {
+      map = fitBackwardMap(scaled, [w, h]);
+    } catch (error) {
+      this.setStatus(`No preview: ${error.message}.`, true);
+      return null;
+    }
+    const { overlay } = warpRegion(cache.source.pixels, cache.region.region, w, h, map,
+      { uncovered: UNCOVERED_STRIPES, regionBox: cache.region.box });
+    const canvas = cache.canvas ?? doc.createElement("canvas");
+    [canvas.width, canvas.height] = [w, h];
+    const c = canvas.getContext("2d");
+    c.drawImage(this.image, 0, 0, w, h);
+    const layerCanvas = cache.overlayCanvas ?? doc.createElement("canvas");
+    [layerCanvas.width, layerCanvas.height] = [w, h];
+    layerCanvas.getContext("2d").putImageData(new ImageData(overlay, w, h), 0, 0);
+    c.drawImage(layerCanvas, 0, 0);
+    Object.assign(cache, { canvas, overlayCanvas: layerCanvas, key });
+    this.lastWarp = { pairs: scaled, size: [w, h] };
+    return canvas;
   }
 
   drawPending(ctx, view) {

@@ -1,0 +1,221 @@
+// The region warp of core/region_warp.py in plain JavaScript, for the Point Picker's live preview.
+// Same mathematics, step for step: the backward map g (output pixel -> source pixel) with
+// g(target_k) = handle_k (a shift for one pair; kornia's thin-plate spline for several, fitted on
+// coordinates divided by the longer image side; a virtual pair pinning the affine part when the
+// targets lie on one line), bilinear sampling with a pixel's centre at (j + 0.5, i + 0.5), the moved
+// region where the sampled region mask exceeds 0.5. tests/web/warp.test.mjs holds it to the Python
+// warp on fixtures the Python side writes (tests/test_region_warp_js.py).
+
+export const MIN_TARGET_SEPARATION = 0.5; // pixels
+export const COLLINEAR_SPREAD = 1e-3; // share of the longer side
+export const COARSE_STEP = 8; // pixels between the points the moved region's extent is estimated on
+
+const kernel = (d2) => (d2 > 0 ? 0.5 * d2 * Math.log(d2) : 0);
+
+/** Solve A x = B (A n x n, B n x m, row arrays) by Gaussian elimination with partial pivoting. */
+function solve(A, B) {
+  const n = A.length;
+  const a = A.map((row, i) => [...row, ...B[i]]);
+  for (let col = 0; col < n; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < n; r++) if (Math.abs(a[r][col]) > Math.abs(a[pivot][col])) pivot = r;
+    if (Math.abs(a[pivot][col]) < 1e-14) throw new Error("the pairs do not define a warp");
+    [a[col], a[pivot]] = [a[pivot], a[col]];
+    for (let r = 0; r < n; r++) {
+      if (r === col) continue;
+      const f = a[r][col] / a[col][col];
+      if (f) for (let c = col; c < a[r].length; c++) a[r][c] -= f * a[col][c];
+    }
+  }
+  return a.map((row, i) => row.slice(n).map((v) => v / a[i][i]));
+}
+
+/** The least-squares similarity z -> c z + d (complex numbers as [re, im]) taking `source` to `target`. */
+export function similarity(source, target) {
+  const n = source.length;
+  const mean = (ps) => [ps.reduce((s, p) => s + p[0], 0) / n, ps.reduce((s, p) => s + p[1], 0) / n];
+  const [sm, tm] = [mean(source), mean(target)];
+  let [re, im, spread] = [0, 0, 0];
+  for (let k = 0; k < n; k++) {
+    const [sx, sy] = [source[k][0] - sm[0], source[k][1] - sm[1]];
+    const [tx, ty] = [target[k][0] - tm[0], target[k][1] - tm[1]];
+    re += sx * tx + sy * ty; // conj(s) * t
+    im += sx * ty - sy * tx;
+    spread += sx * sx + sy * sy;
+  }
+  const c = spread > 0 ? [re / spread, im / spread] : [1, 0];
+  const d = [tm[0] - (c[0] * sm[0] - c[1] * sm[1]), tm[1] - (c[0] * sm[1] + c[1] * sm[0])];
+  return { c, d };
+}
+
+/**
+ * The backward map of `pairs` ([{handle: [x, y], target: [x, y]}], image pixels) on an image of
+ * `imageSize` [w, h]: {scale, affine: [[a0x, a0y], [ax_x, ax_y], [ay_x, ay_y]], centres, weights}.
+ * Throws when two pairs take different handles to one target.
+ */
+export function fitBackwardMap(pairs, imageSize) {
+  const scale = Math.max(imageSize[0], imageSize[1]);
+  let targets = [];
+  let handles = [];
+  const origin = []; // the pair each kept target came from
+  pairs.forEach(({ handle, target }, i) => {
+    const t = [target[0] / scale, target[1] / scale];
+    const h = [handle[0] / scale, handle[1] / scale];
+    const same = targets.findIndex((u) => Math.hypot(u[0] - t[0], u[1] - t[1]) * scale < MIN_TARGET_SEPARATION);
+    if (same >= 0) {
+      if (Math.hypot(handles[same][0] - h[0], handles[same][1] - h[1]) * scale < MIN_TARGET_SEPARATION) return;
+      throw new Error(`pairs ${origin[same] + 1} and ${i + 1} drag two different handles to one target`);
+    }
+    targets.push(t);
+    handles.push(h);
+    origin.push(i);
+  });
+  if (targets.length === 1) {
+    return { scale, affine: [[handles[0][0] - targets[0][0], handles[0][1] - targets[0][1]], [1, 0], [0, 1]], centres: [], weights: [] };
+  }
+  const n = targets.length;
+  const mean = [targets.reduce((s, p) => s + p[0], 0) / n, targets.reduce((s, p) => s + p[1], 0) / n];
+  const centred = targets.map((p) => [p[0] - mean[0], p[1] - mean[1]]);
+  const [sxx, sxy, syy] = [0, 1, 2].map((k) => centred.reduce((s, [x, y]) => s + [x * x, x * y, y * y][k], 0) / n);
+  const smallest = (sxx + syy) / 2 - Math.hypot((sxx - syy) / 2, sxy);
+  if (Math.sqrt(Math.max(smallest, 0)) < COLLINEAR_SPREAD) {
+    const { c, d } = similarity(targets, handles);
+    let far = 0;
+    centred.forEach((p, k) => { if (Math.hypot(...p) > Math.hypot(...centred[far])) far = k; });
+    const direction = centred[far];
+    const length = Math.hypot(...direction);
+    const anchor = [mean[0] - direction[1] / length * length, mean[1] + direction[0] / length * length];
+    targets = [...targets, anchor];
+    handles = [...handles, [c[0] * anchor[0] - c[1] * anchor[1] + d[0], c[0] * anchor[1] + c[1] * anchor[0] + d[1]]];
+  }
+  // kornia's get_tps_transform(targets, handles): [K P; P^T 0] [w; a] = [handles; 0] with
+  // K_ij = U(|target_i - handle_j|), P_i = [1, target_i]; the handles are the kernel centres.
+  const m = targets.length;
+  const A = [];
+  for (let i = 0; i < m; i++) {
+    const row = handles.map((c) => kernel((targets[i][0] - c[0]) ** 2 + (targets[i][1] - c[1]) ** 2));
+    A.push([...row, 1, targets[i][0], targets[i][1]]);
+  }
+  for (let r = 0; r < 3; r++) A.push([...targets.map((t) => (r === 0 ? 1 : t[r - 1])), 0, 0, 0]);
+  const B = [...handles.map((h) => [...h]), [0, 0], [0, 0], [0, 0]];
+  const x = solve(A, B);
+  return { scale, affine: x.slice(m), centres: handles, weights: x.slice(0, m) };
+}
+
+/** g([x, y]) in image pixels. */
+export function mapPoint(map, [px, py]) {
+  const { scale, affine, centres, weights } = map;
+  const [x, y] = [px / scale, py / scale];
+  let gx = affine[0][0] + x * affine[1][0] + y * affine[2][0];
+  let gy = affine[0][1] + x * affine[1][1] + y * affine[2][1];
+  for (let k = 0; k < centres.length; k++) {
+    const u = kernel((x - centres[k][0]) ** 2 + (y - centres[k][1]) ** 2);
+    gx += weights[k][0] * u;
+    gy += weights[k][1] * u;
+  }
+  return [gx * scale, gy * scale];
+}
+
+/** [top, bottom, left, right) of the set pixels of `region` (Uint8Array, w * h), or null. */
+export function boundingBox(region, width, height) {
+  let [top, bottom, left, right] = [height, 0, width, 0];
+  for (let i = 0; i < height; i++) {
+    const row = i * width;
+    for (let j = 0; j < width; j++) {
+      if (!region[row + j]) continue;
+      if (i < top) top = i;
+      if (i + 1 > bottom) bottom = i + 1;
+      if (j < left) left = j;
+      if (j + 1 > right) right = j + 1;
+    }
+  }
+  return bottom > top ? [top, bottom, left, right] : null;
+}
+
+/** A box holding every output pixel that `map` sends into `box` (core/region_warp.py moved_box). */
+export function movedBox(map, box, width, height) {
+  const [top, bottom, left, right] = box;
+  if (!map.centres.length) {
+    const [dx, dy] = [map.affine[0][0] * map.scale, map.affine[0][1] * map.scale];
+    return [Math.max(Math.floor(top - dy) - 1, 0), Math.min(Math.ceil(bottom - dy) + 1, height),
+      Math.max(Math.floor(left - dx) - 1, 0), Math.min(Math.ceil(right - dx) + 1, width)];
+  }
+  const ys = [];
+  const xs = [];
+  for (let v = 0; v < height + COARSE_STEP; v += COARSE_STEP) ys.push(Math.min(v, height));
+  for (let v = 0; v < width + COARSE_STEP; v += COARSE_STEP) xs.push(Math.min(v, width));
+  const grid = ys.map((y) => xs.map((x) => mapPoint(map, [x, y])));
+  let step = 0;
+  for (let r = 0; r < ys.length; r++) {
+    for (let c = 0; c < xs.length; c++) {
+      if (r) step = Math.max(step, Math.hypot(grid[r][c][0] - grid[r - 1][c][0], grid[r][c][1] - grid[r - 1][c][1]));
+      if (c) step = Math.max(step, Math.hypot(grid[r][c][0] - grid[r][c - 1][0], grid[r][c][1] - grid[r][c - 1][1]));
+    }
+  }
+  let found = null;
+  for (let r = 0; r < ys.length; r++) {
+    for (let c = 0; c < xs.length; c++) {
+      const [gx, gy] = grid[r][c];
+      if (gx < left - step || gx > right + step || gy < top - step || gy > bottom + step) continue;
+      found = found ? [Math.min(found[0], ys[r]), Math.max(found[1], ys[r]), Math.min(found[2], xs[c]), Math.max(found[3], xs[c])]
+        : [ys[r], ys[r], xs[c], xs[c]];
+    }
+  }
+  if (!found) return [0, 0, 0, 0];
+  return [Math.max(found[0] - COARSE_STEP, 0), Math.min(found[1] + COARSE_STEP, height),
+    Math.max(found[2] - COARSE_STEP, 0), Math.min(found[3] + COARSE_STEP, width)];
+}
+
+/**
+ * Warp `region` (Uint8Array, 1 = moves) of the RGBA picture `pixels` (Uint8ClampedArray, w * h * 4).
+ * Returns {overlay: Uint8ClampedArray RGBA (transparent where the picture is unchanged; the moved
+ * content opaque; the uncovered pixels in diagonal stripes of the two `uncovered` colours), moved:
+ * Uint8Array, box: [t, b, l, r)}. `regionBox` saves finding the region's bounding box again.
+ */
+export function warpRegion(pixels, region, width, height, map, { uncovered = [[0, 0, 0, 0], [0, 0, 0, 0]], regionBox = null } = {}) {
+  const overlay = new Uint8ClampedArray(width * height * 4);
+  const moved = new Uint8Array(width * height);
+  const box = regionBox ?? boundingBox(region, width, height);
+  if (!box) return { overlay, moved, box: [0, 0, 0, 0] };
+  const other = movedBox(map, box, width, height);
+  const [top, bottom, left, right] = other[1] > other[0]
+    ? [Math.min(box[0], other[0]), Math.max(box[1], other[1]), Math.min(box[2], other[2]), Math.max(box[3], other[3])] : box;
+  const { scale, affine, centres, weights } = map;
+  const tap = (array, channels, channel, x0, y0, fx, fy) => {
+    const l = Math.min(Math.max(x0, 0), width - 1);
+    const r = Math.min(Math.max(x0 + 1, 0), width - 1);
+    const t = Math.min(Math.max(y0, 0), height - 1);
+    const b = Math.min(Math.max(y0 + 1, 0), height - 1);
+    const at = (row, col) => array[(row * width + col) * channels + channel];
+    const upper = at(t, l) * (1 - fx) + at(t, r) * fx;
+    const lower = at(b, l) * (1 - fx) + at(b, r) * fx;
+    return upper * (1 - fy) + lower * fy;
+  };
+  for (let i = top; i < bottom; i++) {
+    const y = (i + 0.5) / scale;
+    for (let j = left; j < right; j++) {
+      const x = (j + 0.5) / scale;
+      let gx = affine[0][0] + x * affine[1][0] + y * affine[2][0];
+      let gy = affine[0][1] + x * affine[1][1] + y * affine[2][1];
+      for (let k = 0; k < centres.length; k++) {
+        const u = kernel((x - centres[k][0]) ** 2 + (y - centres[k][1]) ** 2);
+        gx += weights[k][0] * u;
+        gy += weights[k][1] * u;
+      }
+      const sx = gx * scale - 0.5;
+      const sy = gy * scale - 0.5;
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      const [fx, fy] = [sx - x0, sy - y0];
+      const o = (i * width + j) * 4;
+      if (tap(region, 1, 0, x0, y0, fx, fy) > 0.5) {
+        moved[i * width + j] = 1;
+        for (let c = 0; c < 3; c++) overlay[o + c] = tap(pixels, 4, c, x0, y0, fx, fy);
+        overlay[o + 3] = 255;
+      } else if (region[i * width + j]) {
+        overlay.set(uncovered[((i + j) >> 2) & 1], o);
+      }
+    }
+  }
+  return { overlay, moved, box: [top, bottom, left, right] };
+}

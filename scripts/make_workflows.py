@@ -95,6 +95,37 @@ CORE_NODES = {
     "ImageCompositeMasked": {"inputs": [("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
                              "widgets": [("x", 0), ("y", 0), ("resize_source", False)],
                              "outputs": [("IMAGE", "IMAGE")]},
+    "VAEEncodeForInpaint": {"inputs": [("pixels", "IMAGE"), ("vae", "VAE"), ("mask", "MASK")],
+                            "widgets": [("grow_mask_by", 6)], "outputs": [("LATENT", "LATENT")]},
+    "KSampler": {"inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                            ("latent_image", "LATENT")],
+                 "widgets": [("seed", 0), ("control_after_generate", "randomize"), ("steps", 20), ("cfg", 8.0),
+                             ("sampler_name", "euler"), ("scheduler", "normal"), ("denoise", 1.0)],
+                 "outputs": [("LATENT", "LATENT")]},
+    "UNETLoader": {"inputs": [], "widgets": [("unet_name", ""), ("weight_dtype", "default")],
+                   "outputs": [("MODEL", "MODEL")]},
+    "DualCLIPLoader": {"inputs": [], "widgets": [("clip_name1", ""), ("clip_name2", ""), ("type", "sdxl"),
+                                                 ("device", "default")], "outputs": [("CLIP", "CLIP")]},
+    "VAELoader": {"inputs": [], "widgets": [("vae_name", "")], "outputs": [("VAE", "VAE")]},
+    "FluxGuidance": {"inputs": [("conditioning", "CONDITIONING")], "widgets": [("guidance", 3.5)],
+                     "outputs": [("CONDITIONING", "CONDITIONING")]},
+    "ConditioningZeroOut": {"inputs": [("conditioning", "CONDITIONING")], "widgets": [],
+                            "outputs": [("CONDITIONING", "CONDITIONING")]},
+    "InpaintModelConditioning": {"inputs": [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("vae", "VAE"),
+                                            ("pixels", "IMAGE"), ("mask", "MASK")],
+                                 "widgets": [("noise_mask", True)],
+                                 "outputs": [("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                                             ("latent", "LATENT")]},
+    "DifferentialDiffusion": {"inputs": [("model", "MODEL")], "widgets": [("strength", 1.0)],
+                              "outputs": [("MODEL", "MODEL")]},
+}
+# The model files the workflows name. The live tests give the server empty stand-ins, so a prompt
+# validates by name and fails if it is ever loaded.
+STAND_IN_MODELS = {
+    "checkpoints": ["v1-5-pruned-emaonly.safetensors", "sd-v1-5-inpainting.ckpt"],
+    "diffusion_models": ["flux1-fill-dev.safetensors"],
+    "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors"],
+    "vae": ["ae.safetensors"],
 }
 # Every shipped workflow keeps what lies outside the editable mask: the sampler with keep on, then
 # ComfyUI's Image Composite Masked pastes the input's pixels back with the sampler's keep_mask.
@@ -353,10 +384,121 @@ def toy_diffeditor(state: str) -> tuple[list, list]:
     return graph(toy_front(state), middle, toy_back(8, TOY_MODEL, 7, "dragkit/toy_diffeditor", 1700))
 
 
+# ------------------------------------------------------------------ region warp, then an inpainting fill
+# Inpaint4Drag's fill: an empty prompt, the whole fill mask regenerated (denoise 1.0). The warped
+# picture is pasted back outside the fill mask, so only the fill mask changes.
+WARP_PREFIX = "dragkit/warp_inpaint"
+
+
+def warp_front(image: int, picker: int, warp: int, x: int = 360) -> tuple[list, list]:
+    """Point Picker and Region Warp after an image; the warp's instant result in a Preview Image."""
+    nodes = [{"id": picker, "type": "DragKitPointPicker", "pos": (0, 300)},
+             {"id": warp, "type": "DragKitRegionWarp", "pos": (x, 300)},
+             {"id": warp + 1, "type": "PreviewImage", "pos": (x, 560), "title": "The warp (before the fill)"}]
+    links = [(image, "IMAGE", picker, "image"), (image, "IMAGE", warp, "image"), (picker, "points", warp, "points"),
+             (picker, "mask", warp, "region"), (warp, "image", warp + 1, "images")]
+    return nodes, links
+
+
+def warp_back(decoded: tuple[int, str], warp: int, prefix: str, x: int) -> tuple[list, list]:
+    """Image Composite Masked (the fill inside the fill mask, the warp elsewhere) and Save Image."""
+    composite, save = 30, 31
+    nodes = [{"id": composite, "type": "ImageCompositeMasked", "pos": (x, 0), "title": "Only the fill mask changes"},
+             {"id": save, "type": "SaveImage", "pos": (x + 320, 0), "widgets": {"filename_prefix": prefix}}]
+    links = [(warp, "image", composite, "destination"), (*decoded, composite, "source"), (warp, "fill", composite, "mask"),
+             (composite, "IMAGE", save, "images")]
+    return nodes, links
+
+
+def warp_inpaint_checkpoint() -> tuple[list, list]:
+    """Any inpainting checkpoint (SD1.5 or SDXL inpainting): VAE Encode (for Inpainting) and a KSampler."""
+    nodes = [
+        {"id": 1, "type": "CheckpointLoaderSimple", "pos": (0, 0), "widgets": {"ckpt_name": "sd-v1-5-inpainting.ckpt"},
+         "title": "An inpainting checkpoint (SD1.5 or SDXL)"},
+        {"id": 2, "type": "LoadImage", "pos": (0, 140)},
+        {"id": 10, "type": "CLIPTextEncode", "pos": (720, 0), "title": "Prompt (empty, as Inpaint4Drag)"},
+        {"id": 11, "type": "CLIPTextEncode", "pos": (720, 200), "title": "Negative"},
+        {"id": 12, "type": "VAEEncodeForInpaint", "pos": (720, 400)},
+        {"id": 13, "type": "KSampler", "pos": (1080, 0),
+         "widgets": {"control_after_generate": "fixed", "cfg": 5.0}},
+        {"id": 14, "type": "VAEDecode", "pos": (1440, 0)},
+    ]
+    links = [(1, "CLIP", 10, "clip"), (1, "CLIP", 11, "clip"), (5, "image", 12, "pixels"), (1, "VAE", 12, "vae"),
+             (5, "fill", 12, "mask"), (1, "MODEL", 13, "model"), (10, "CONDITIONING", 13, "positive"),
+             (11, "CONDITIONING", 13, "negative"), (12, "LATENT", 13, "latent_image"),
+             (13, "LATENT", 14, "samples"), (1, "VAE", 14, "vae")]
+    return graph((nodes, links), warp_front(2, 4, 5), warp_back((14, "IMAGE"), 5, WARP_PREFIX, 1800))
+
+
+def warp_inpaint_flux_fill() -> tuple[list, list]:
+    """FLUX.1 Fill [dev]: InpaintModelConditioning, Differential Diffusion, guidance 30 (its model card)."""
+    nodes = [
+        {"id": 1, "type": "UNETLoader", "pos": (0, 0), "widgets": {"unet_name": "flux1-fill-dev.safetensors"}},
+        {"id": 8, "type": "DualCLIPLoader", "pos": (0, -200), "widgets": {
+            "clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors", "type": "flux"}},
+        {"id": 9, "type": "VAELoader", "pos": (0, -320), "widgets": {"vae_name": "ae.safetensors"}},
+        {"id": 2, "type": "LoadImage", "pos": (0, 140)},
+        {"id": 10, "type": "CLIPTextEncode", "pos": (720, 0), "title": "Prompt (empty, as Inpaint4Drag)"},
+        {"id": 11, "type": "FluxGuidance", "pos": (720, 200), "widgets": {"guidance": 30.0}},
+        {"id": 12, "type": "ConditioningZeroOut", "pos": (720, 300)},
+        {"id": 13, "type": "InpaintModelConditioning", "pos": (1080, 300)},
+        {"id": 14, "type": "DifferentialDiffusion", "pos": (720, -120)},
+        {"id": 15, "type": "KSampler", "pos": (1080, 0), "widgets": {"control_after_generate": "fixed", "cfg": 1.0}},
+        {"id": 16, "type": "VAEDecode", "pos": (1440, 0)},
+    ]
+    links = [(8, "CLIP", 10, "clip"), (10, "CONDITIONING", 11, "conditioning"), (10, "CONDITIONING", 12, "conditioning"),
+             (11, "CONDITIONING", 13, "positive"), (12, "CONDITIONING", 13, "negative"), (9, "VAE", 13, "vae"),
+             (5, "image", 13, "pixels"), (5, "fill", 13, "mask"), (1, "MODEL", 14, "model"),
+             (14, "MODEL", 15, "model"), (13, "positive", 15, "positive"), (13, "negative", 15, "negative"),
+             (13, "latent", 15, "latent_image"), (15, "LATENT", 16, "samples"), (9, "VAE", 16, "vae")]
+    return graph((nodes, links), warp_front(2, 4, 5), warp_back((16, "IMAGE"), 5, WARP_PREFIX, 1800))
+
+
+def example_region_state() -> str:
+    """The example's drag with the shape painted as the region that moves (a dab over its circumscribed circle)."""
+    case = make_case(EXAMPLE_SEED)
+    shape = case.scene.shape
+    stroke = {"mode": "paint", "radius": round(shape.size + 1, 2), "points": [[round(v, 2) for v in shape.centre]]}
+    handle, target = case.points.handles[0], case.points.targets[0]
+    state = EditorState(case.points.image_size, ((tuple(round(v, 2) for v in handle), tuple(round(v, 2) for v in target)),),
+                        (stroke,))
+    return json.dumps(state.to_dict())
+
+
+TOY_FILL_STRENGTH = 0.5  # evaluation/toybench.py WARP_FILL_STRENGTH
+
+
+def toy_warp_inpaint(_state: str) -> tuple[list, list]:
+    """The embedded model fills what the warp uncovers (DragKit Fill Sampler)."""
+    nodes = [
+        {"id": TOY_MODEL, "type": "DragKitModelLoader", "pos": (0, 0), "widgets": {"model_name": TOY_CHOICE}},
+        {"id": TOY_IMAGE, "type": "DragKitExampleImage", "pos": (0, 140), "widgets": {"example": EXAMPLE}},
+        {"id": TOY_PICKER, "type": "DragKitPointPicker", "pos": (0, 280), "widgets": {"editor_state": example_region_state()}},
+        {"id": 5, "type": "DragKitRegionWarp", "pos": (480, 280)},
+        {"id": 6, "type": "PreviewImage", "pos": (480, 560), "title": "The warp (before the fill)"},
+        {"id": TOY_LATENT, "type": "DragKitVAEEncode", "pos": (900, 140)},
+        {"id": 7, "type": "DragKitDDIMInverter", "pos": (900, 300), "widgets": {"strength": TOY_FILL_STRENGTH}},
+        {"id": 8, "type": "DragKitFillSampler", "pos": (1300, 140)},
+        {"id": 9, "type": "DragKitVAEDecode", "pos": (1700, 0)},
+        {"id": 10, "type": "ImageCompositeMasked", "pos": (1700, 140), "title": "Only the fill mask changes"},
+        {"id": 11, "type": "SaveImage", "pos": (2020, 140), "widgets": {"filename_prefix": "dragkit/toy_warp_inpaint"}},
+    ]
+    links = [(TOY_IMAGE, "image", TOY_PICKER, "image"), (TOY_IMAGE, "image", 5, "image"), (TOY_PICKER, "points", 5, "points"),
+             (TOY_PICKER, "mask", 5, "region"), (5, "image", 6, "images"),
+             (TOY_MODEL, "drag_model", TOY_LATENT, "drag_model"), (5, "image", TOY_LATENT, "image"),
+             (TOY_MODEL, "drag_model", 7, "drag_model"), (TOY_LATENT, "latent", 7, "latent"),
+             (TOY_MODEL, "drag_model", 8, "drag_model"), (7, "inversion", 8, "inversion"), (5, "fill", 8, "fill"),
+             (TOY_MODEL, "drag_model", 9, "drag_model"), (8, "latent", 9, "latent"),
+             (9, "image", 10, "destination"), (5, "image", 10, "source"), (8, "keep_mask", 10, "mask"),
+             (10, "IMAGE", 11, "images")]
+    return nodes, links
+
+
 TOY_WORKFLOWS = {
     "toy_gooddrag.json": toy_gooddrag,
     "toy_dragdiffusion.json": toy_dragdiffusion,
     "toy_diffeditor.json": toy_diffeditor,
+    "toy_warp_inpaint.json": toy_warp_inpaint,
 }
 
 WORKFLOWS = {
@@ -365,6 +507,8 @@ WORKFLOWS = {
     "dragondiffusion.json": lambda: guided("DragonDiffusion", "dragkit/dragondiffusion"),
     "diffeditor.json": lambda: guided("DiffEditor", "dragkit/diffeditor"),
     "auto_region.json": auto_region,
+    "warp_inpaint.json": warp_inpaint_checkpoint,
+    "warp_inpaint_flux_fill.json": warp_inpaint_flux_fill,
 }
 
 
@@ -388,6 +532,7 @@ def expectations() -> dict:
         "toy_workflows": sorted(TOY_WORKFLOWS),
         "example": {"name": EXAMPLE, "colour": list(case.scene.colour), "tolerance": COLOUR_TOLERANCE,
                     "offset": list(case.offset), "handle": list(case.points.handles[0])},
+        "stand_in_models": STAND_IN_MODELS,
         "seeded_nodes": sorted(name for name, cls in NODE_CLASS_MAPPINGS.items()
                                if any("seed" in section for section in cls.INPUT_TYPES().values())),
     }
@@ -403,14 +548,15 @@ def main(argv: list[str] | None = None) -> int:
         (out / name).write_text(json.dumps(build(*make()), indent=2) + "\n")
         print("wrote", out / name)
     image, state = example_scene()
-    # The template browser's thumbnail (<name>.jpg beside the workflow): the example and its drag.
-    parsed = EditorState.from_json(state)
-    size = parsed.image_size
-    thumbnail = to_pil(draw_drag_overlay(image, parsed.points(size), parsed.mask(size)))
-    thumbnail = thumbnail.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.NEAREST)
+    # The template browser's thumbnail (<name>.jpg beside the workflow): the example and its picker's state.
     for name, make in TOY_WORKFLOWS.items():
-        (out / name).write_text(json.dumps(build(*make(state)), indent=2) + "\n")
-        thumbnail.save(out / name.replace(".json", ".jpg"), quality=90)
+        workflow = build(*make(state))
+        (out / name).write_text(json.dumps(workflow, indent=2) + "\n")
+        picker = next(n for n in workflow["nodes"] if n["type"] == "DragKitPointPicker")
+        parsed = EditorState.from_json(picker["widgets_values"][0])
+        size = parsed.image_size
+        thumbnail = to_pil(draw_drag_overlay(image, parsed.points(size), parsed.mask(size)))
+        thumbnail.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.NEAREST).save(out / name.replace(".json", ".jpg"), quality=90)
         print("wrote", out / name, "and its thumbnail")
     EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
     to_pil(image).save(EXAMPLES_DIR / EXAMPLE)

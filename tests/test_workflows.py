@@ -35,6 +35,17 @@ CORE = {
     "PreviewImage": ({"images": "IMAGE"}, []),
     "MaskPreview": ({"mask": "MASK"}, []),
     "ImageCompositeMasked": ({"destination": "IMAGE", "source": "IMAGE", "mask": "MASK"}, ["IMAGE"]),
+    "VAEEncodeForInpaint": ({"pixels": "IMAGE", "vae": "VAE", "mask": "MASK"}, ["LATENT"]),
+    "KSampler": ({"model": "MODEL", "positive": "CONDITIONING", "negative": "CONDITIONING", "latent_image": "LATENT"},
+                 ["LATENT"]),
+    "UNETLoader": ({}, ["MODEL"]),
+    "DualCLIPLoader": ({}, ["CLIP"]),
+    "VAELoader": ({}, ["VAE"]),
+    "FluxGuidance": ({"conditioning": "CONDITIONING"}, ["CONDITIONING"]),
+    "ConditioningZeroOut": ({"conditioning": "CONDITIONING"}, ["CONDITIONING"]),
+    "InpaintModelConditioning": ({"positive": "CONDITIONING", "negative": "CONDITIONING", "vae": "VAE", "pixels": "IMAGE",
+                                  "mask": "MASK"}, ["CONDITIONING", "CONDITIONING", "LATENT"]),
+    "DifferentialDiffusion": ({"model": "MODEL"}, ["MODEL"]),
 }
 
 
@@ -139,7 +150,8 @@ def test_a_missing_control_value_is_caught():
 def test_there_are_workflows():
     names = {p.name for p in WORKFLOWS}
     assert {"dragdiffusion.json", "gooddrag.json", "dragondiffusion.json", "diffeditor.json", "auto_region.json",
-            "toy_gooddrag.json", "toy_dragdiffusion.json", "toy_diffeditor.json"} <= names
+            "toy_gooddrag.json", "toy_dragdiffusion.json", "toy_diffeditor.json", "toy_warp_inpaint.json",
+            "warp_inpaint.json", "warp_inpaint_flux_fill.json"} <= names
 
 
 def test_the_generator_reproduces_the_shipped_workflows():
@@ -225,8 +237,8 @@ def test_toy_workflow_runs_end_to_end_and_moves_the_shape(path):
     toward its target and keeps it whole."""
     workflow = json.loads(path.read_text())
     prompt = to_api_prompt(workflow, GENERATOR)
-    assert {n["class_type"] for n in prompt.values()} <= set(dragkit.NODE_CLASS_MAPPINGS) | {"SaveImage",
-                                                                                              "ImageCompositeMasked"}
+    assert {n["class_type"] for n in prompt.values()} <= set(dragkit.NODE_CLASS_MAPPINGS) | {
+        "SaveImage", "PreviewImage", "ImageCompositeMasked"}
     outputs = run_prompt(prompt)
     save = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
     (images,) = outputs[save]

@@ -31,7 +31,8 @@ def load_generator():
 def widget_names(generator, class_type: str) -> list[tuple[str, bool]]:
     """``(name, in the API prompt)`` of each widget, in ``widgets_values`` order."""
     if class_type in generator.CORE_NODES:
-        return [(name, name != "upload") for name, _ in generator.CORE_NODES[class_type]["widgets"]]
+        return [(name, name not in ("upload", generator.CONTROL_WIDGET))
+                for name, _ in generator.CORE_NODES[class_type]["widgets"]]
     spec = dragkit.NODE_CLASS_MAPPINGS[class_type].INPUT_TYPES()
     return [(name, serialised) for name, _, serialised in generator.frontend_widgets(spec)]
 

@@ -172,30 +172,34 @@ def pixel_centres(height: int, width: int) -> torch.Tensor:
 def sample(image: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of ``image`` ``(C, H, W)`` at ``where`` ``(H', W', 2)`` pixel points ``(x, y)``;
     border pixels repeat outside. A point at a pixel's centre returns that pixel exactly (so a shift by
-    whole pixels copies the region losslessly). Returns ``(C, H', W')``."""
+    whole pixels copies the region losslessly): the interpolation runs in float64 on the part of the
+    image the points reach. Returns ``(C, H', W')`` float32."""
     height, width = image.shape[-2:]
-    x = where[..., 0].double() - 0.5
-    y = where[..., 1].double() - 0.5
-    x0, y0 = x.floor(), y.floor()
-    fx, fy = (x - x0).float(), (y - y0).float()
-    left, right = x0.clamp(0, width - 1).long(), (x0 + 1).clamp(0, width - 1).long()
-    top, bottom = y0.clamp(0, height - 1).long(), (y0 + 1).clamp(0, height - 1).long()
-    flat = image.float().reshape(image.shape[0], -1)
-
-    def tap(rows, cols):
-        return flat[:, (rows * width + cols).reshape(-1)].reshape(image.shape[0], *where.shape[:2])
-
-    upper = tap(top, left) * (1 - fx) + tap(top, right) * fx
-    lower = tap(bottom, left) * (1 - fx) + tap(bottom, right) * fx
-    return upper * (1 - fy) + lower * fy
+    where = where.double()
+    left = min(max(int(where[..., 0].min().floor()) - 1, 0), width - 1)
+    right = max(min(int(where[..., 0].max().ceil()) + 1, width), left + 1)
+    top = min(max(int(where[..., 1].min().floor()) - 1, 0), height - 1)
+    bottom = max(min(int(where[..., 1].max().ceil()) + 1, height), top + 1)
+    part = image[..., top:bottom, left:right].double()
+    grid = torch.stack([(where[..., 0] - left) * (2 / (right - left)) - 1,
+                        (where[..., 1] - top) * (2 / (bottom - top)) - 1], dim=-1)
+    return F.grid_sample(part[None], grid[None], mode="bilinear", padding_mode="border", align_corners=False)[0].float()
 
 
 def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """``(H, W)`` bool grown by a ``(2 radius + 1)`` square (two separable passes)."""
+    """``(H, W)`` bool grown by a ``(2 radius + 1)`` square: the OR of shifted copies, row then column."""
     if radius <= 0:
         return mask
-    grown = F.max_pool2d(mask.float()[None, None], (1, 2 * radius + 1), stride=1, padding=(0, radius))
-    return F.max_pool2d(grown, (2 * radius + 1, 1), stride=1, padding=(radius, 0))[0, 0] > 0
+    height, width = mask.shape
+    padded = F.pad(mask[None].float(), (radius, radius, 0, 0))[0] > 0
+    rows = padded[:, 0:width].clone()
+    for k in range(1, 2 * radius + 1):
+        rows |= padded[:, k:k + width]
+    padded = F.pad(rows[None].float(), (0, 0, radius, radius))[0] > 0
+    grown = padded[0:height].clone()
+    for k in range(1, 2 * radius + 1):
+        grown |= padded[k:k + height]
+    return grown
 
 
 def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:

@@ -16,9 +16,10 @@ def main(argv: list[str] | None = None) -> int:
                       "benchmark's median case for the demo method, see README)")
     demo.add_argument("--model", default=None, help="a toy-model folder written by scripts/train_toy_model.py "
                       "(default: the embedded one)")
-    bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?), `speed` (seconds, memory) "
-                           "or `session` (20 LoRAs in a row: does a UNet call slow down or memory grow?)")
-    bench.add_argument("suite", choices=("toy", "speed", "session"))
+    bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?), `speed` (seconds, memory), "
+                           "`session` (20 LoRAs in a row: does a UNet call slow down or memory grow?) or `warp` "
+                           "(milliseconds of a region warp at 512 and 1024 px)")
+    bench.add_argument("suite", choices=("toy", "speed", "session", "warp"))
     bench.add_argument("--methods", default=None, help="toy: comma-separated methods (default: all)")
     bench.add_argument("--cases", type=int, default=48, help="toy: number of held-out scenes (48)")
     bench.add_argument("--model", default=None, help="toy: a model folder written by scripts/train_toy_model.py "
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in report.items():
             print(f"{key:>22}: {value:.3f}" if isinstance(value, float) else f"{key:>22}: {value}")
         speed_bench.write_json(args.json, report)
+        return 0
+    if args.suite == "warp":
+        from . import speed as speed_bench
+
+        rows = speed_bench.warp_speed()
+        speed_bench.print_table({f"{r['image']}, {r['pairs']}": r for r in rows}, ["median_ms", "q1_ms", "q3_ms"])
+        speed_bench.write_json(args.json, {"warp": rows})
         return 0
     if args.suite == "session":
         from . import speed as speed_bench

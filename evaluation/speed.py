@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import resource
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -176,3 +177,43 @@ def write_json(path: str | None, data: dict) -> None:
     """Write ``data`` to ``path`` (if given) in one step: an interrupted run leaves any old file whole."""
     if path:
         atomic_write(Path(path), (json.dumps(data, indent=2) + "\n").encode(), "--json")
+
+
+# Region warp timings: square images, a region of about a tenth of the picture, the drag a tenth of
+# the side; one pair (a shift) and three (a spline).
+WARP_SIDES = (512, 1024)
+WARP_REPEATS = 30
+
+
+def warp_speed(sides: tuple[int, ...] = WARP_SIDES, repeats: int = WARP_REPEATS) -> list[dict]:
+    """Milliseconds per :func:`..core.region_warp.warp_region` call (median and quartiles over
+    ``repeats`` after one warm-up), on the CPU in float32."""
+    from ..core.region_warp import warp_region
+
+    rows = []
+    generator = torch.Generator().manual_seed(0)
+    for side in sides:
+        image = torch.rand(3, side, side, generator=generator)
+        region = torch.zeros(side, side)
+        low, high = int(side * 0.35), int(side * 0.65)
+        region[low:high, low:high] = 1
+        step = side / 10
+        centre = side / 2
+        pair_sets = {
+            "1 pair": [((centre, centre), (centre + step, centre + step / 2))],
+            "3 pairs": [((centre, centre), (centre + step, centre + step / 2)),
+                        ((low + 4.0, low + 4.0), (low + 4 + step, low + 4 + step / 3)),
+                        ((high - 4.0, low + 4.0), (high - 4 + step * 0.8, low + 4 + step))],
+        }
+        for name, pairs in pair_sets.items():
+            points = DragPoints.from_pairs((side, side), pairs)
+            warp_region(image, region, points)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                warp_region(image, region, points)
+                times.append((time.perf_counter() - start) * 1000)
+            q1, median, q3 = statistics.quantiles(times, n=4)
+            rows.append({"image": f"{side}x{side}", "pairs": name, "median_ms": median, "q1_ms": q1, "q3_ms": q3,
+                         "repeats": repeats})
+    return rows

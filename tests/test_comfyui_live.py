@@ -165,6 +165,14 @@ def pack_import_errors(log_text: str) -> list[str]:
     return found
 
 
+def stand_in_models() -> dict[str, list[str]]:
+    """``{models subfolder: [file names]}`` the shipped workflows name (scripts/make_workflows.py)."""
+    spec = importlib.util.spec_from_file_location("dragkit_make_workflows", REPO_ROOT / "scripts" / "make_workflows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.STAND_IN_MODELS
+
+
 def run_prompt(base_url: str, api_prompt: dict, timeout: float = 120.0) -> dict:
     """POST an API-format prompt to /prompt and poll /history/{id}; return its history entry.
 
@@ -200,8 +208,13 @@ def comfy_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / SD15_CHECKPOINT).touch()  # validates by name; fails if ever loaded
+    # Empty stand-ins for every model file a shipped workflow names: a prompt validates by name and
+    # fails if the file is ever loaded.
+    for folder, names in stand_in_models().items():
+        (base / "models" / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (base / "models" / folder / name).touch()
+    assert SD15_CHECKPOINT in stand_in_models()["checkpoints"]
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = base / "comfyui.log"

@@ -7,13 +7,16 @@ the output picture to the source, fitted so that ``g(target_k) = handle_k`` exac
 around it.
 
 - one pair: ``g`` is the translation ``p - (target - handle)``;
-- several pairs: a thin-plate spline through the pairs (kornia's :func:`get_tps_transform`). Two
-  pairs, or pairs whose targets lie on one line, leave the spline's affine part undetermined; then a
-  virtual pair off that line, moved by the best-fitting similarity (rotation, scale, shift) of the
-  real pairs, pins it, so two pairs give exactly that similarity.
+- several pairs: a thin-plate spline through the pairs, centred on the targets (evaluated with
+  kornia's :func:`warp_points_tps`; fitted here, because kornia's fit centres its kernels on the other
+  point set and turns singular for ordinary drags). Far from the pairs the spline follows their
+  best-fitting similarity (rotation, scale, shift): :data:`ANCHORS` virtual pairs on a ring around the
+  targets, twice as wide as they spread, are moved by it. So two pairs, or targets on one line, give a
+  well-posed warp (two pairs: exactly their similarity), and the warp changes smoothly as points move,
+  whatever their order.
 
 Backward mapping samples the source at ``g(p)`` for every output pixel ``p``, so the moved region has
-no holes. The moved region is ``W = {p : region(g(p)) > 0.5}``; the part of the region it no longer
+no holes. The moved region is ``W = {p : region(g(p)) > 0.5}`` for ``g(p)`` inside the picture; the part of the region it no longer
 covers is *uncovered*. The picture keeps the source everywhere except in ``W`` (the moved content) and
 the uncovered pixels; the fill mask is the uncovered area grown by ``fill_grow`` pixels plus a band of
 ``seam`` pixels either side of ``W``'s outline, where the moved content meets its new surroundings.
@@ -31,7 +34,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import get_tps_transform, warp_points_tps
+from kornia.geometry.transform import warp_points_tps
 
 from .errors import DragKitInputError, check_shape
 from .masks import as_mask
@@ -40,8 +43,12 @@ from .points import DragPoints
 UNCOVERED_MODES = ("smooth", "source")
 # Targets closer than this (in pixels) cannot take two different handles.
 MIN_TARGET_SEPARATION = 0.5
-# Targets spread less than this across their line (a share of the longer side) count as collinear.
-COLLINEAR_SPREAD = 1e-3
+# Virtual pairs on a ring around the targets, moved by the pairs' similarity (see the docstring): the
+# ring's radius is ANCHOR_REACH times the targets' spread from their centre, at least
+# ANCHOR_REACH * MIN_ANCHOR_SPREAD of the longer image side.
+ANCHORS = 8
+ANCHOR_REACH = 2.0
+MIN_ANCHOR_SPREAD = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +128,31 @@ def similarity(source: torch.Tensor, target: torch.Tensor) -> tuple[complex, com
     return c, complex(t.mean()) - c * complex(s.mean())
 
 
+def distinct_pairs(points: DragPoints) -> list[int]:
+    """The pairs the warp is fitted on: each target at least :data:`MIN_TARGET_SEPARATION` pixels from
+    every earlier kept one (a repeated pair counts once).
+
+    Raises:
+        DragKitInputError: two targets at one spot with different handles.
+    """
+    kept: list[int] = []
+    for i, (handle, target) in enumerate(zip(points.handles, points.targets)):
+        same = next((j for j in kept if math.dist(target, points.targets[j]) < MIN_TARGET_SEPARATION), None)
+        if same is None:
+            kept.append(i)
+        elif math.dist(handle, points.handles[same]) >= MIN_TARGET_SEPARATION:
+            raise DragKitInputError(
+                f"pairs {same + 1} and {i + 1} drag two different handles to one target; move one of the "
+                "targets apart or remove a pair."
+            )
+    return kept
+
+
+def thin_plate_kernel(squared: torch.Tensor) -> torch.Tensor:
+    """``U = r^2 log r`` from squared distances (0 at 0), kornia's kernel."""
+    return torch.where(squared > 0, 0.5 * squared * squared.clamp(min=1e-300).log(), torch.zeros_like(squared))
+
+
 def fit_backward_map(points: DragPoints) -> BackwardMap:
     """The map ``g`` with ``g(target_k) = handle_k`` for every pair (see the module docstring).
 
@@ -129,43 +161,40 @@ def fit_backward_map(points: DragPoints) -> BackwardMap:
     """
     width, height = points.image_size
     scale = float(max(width, height))
-    targets = torch.tensor(points.targets, dtype=torch.float64) / scale
-    handles = torch.tensor(points.handles, dtype=torch.float64) / scale
-    for i in range(len(targets)):
-        for j in range(i):
-            if float((targets[i] - targets[j]).norm()) * scale < MIN_TARGET_SEPARATION:
-                if float((handles[i] - handles[j]).norm()) * scale < MIN_TARGET_SEPARATION:
-                    continue
-                raise DragKitInputError(
-                    f"pairs {j + 1} and {i + 1} drag two different handles to one target; move one of the "
-                    "targets apart or remove a pair."
-                )
-    # Duplicate pairs add nothing and would make the spline's system singular.
-    keep = [i for i in range(len(targets))
-            if all(float((targets[i] - targets[j]).norm()) * scale >= MIN_TARGET_SEPARATION for j in range(i))]
-    targets, handles = targets[keep], handles[keep]
+    kept = distinct_pairs(points)
+    targets = torch.tensor([points.targets[i] for i in kept], dtype=torch.float64) / scale
+    handles = torch.tensor([points.handles[i] for i in kept], dtype=torch.float64) / scale
     if len(targets) == 1:
         shift = handles[0] - targets[0]
         affine = torch.cat([shift[None], torch.eye(2, dtype=torch.float64)])
         return BackwardMap(scale, affine, torch.zeros(0, 2, dtype=torch.float64), torch.zeros(0, 2, dtype=torch.float64))
-    centred = targets - targets.mean(0)
-    spread = float(torch.linalg.eigvalsh(centred.T @ centred / len(targets))[0].clamp(min=0).sqrt())
-    if spread < COLLINEAR_SPREAD:
-        # Pin the affine part with a virtual pair off the targets' line, moved by their similarity.
-        c, d = similarity(targets, handles)
-        direction = centred[int(centred.norm(dim=1).argmax())]
-        normal = torch.stack([-direction[1], direction[0]]) / direction.norm()
-        anchor = targets.mean(0) + normal * float(direction.norm())
-        moved = c * complex(anchor[0], anchor[1]) + d
-        targets = torch.cat([targets, anchor[None]])
-        handles = torch.cat([handles, torch.tensor([[moved.real, moved.imag]], dtype=torch.float64)])
-    kernel, affine = get_tps_transform(targets[None], handles[None])
-    return BackwardMap(scale, affine[0], handles, kernel[0])
+    c, d = similarity(targets, handles)
+    centre = targets.mean(0)
+    radius = ANCHOR_REACH * max(float((targets - centre).norm(dim=1).max()), MIN_ANCHOR_SPREAD)
+    angles = torch.arange(ANCHORS, dtype=torch.float64) * (2 * math.pi / ANCHORS)
+    anchors = centre + radius * torch.stack([angles.cos(), angles.sin()], dim=1)
+    moved = torch.tensor([[z.real, z.imag] for z in (c * complex(x, y) + d for x, y in anchors.tolist())],
+                         dtype=torch.float64)
+    centres = torch.cat([targets, anchors])
+    values = torch.cat([handles, moved])
+    # [K P; P^T 0] [w; a] = [values; 0], K_ij = U(|c_i - c_j|), P_i = [1, c_i].
+    count = len(centres)
+    system = torch.zeros(count + 3, count + 3, dtype=torch.float64)
+    system[:count, :count] = thin_plate_kernel(torch.cdist(centres, centres) ** 2)
+    system[:count, count] = system[count, :count] = 1
+    system[:count, count + 1:] = centres
+    system[count + 1:, :count] = centres.T
+    try:
+        solution = torch.linalg.solve(system, torch.cat([values, torch.zeros(3, 2, dtype=torch.float64)]))
+    except torch.linalg.LinAlgError:  # distinct targets off the anchor ring cannot get here
+        raise DragKitInputError("these pairs do not define a warp; move the targets apart.") from None
+    return BackwardMap(scale, solution[count:], centres, solution[:count])
 
 
 def pixel_centres(height: int, width: int) -> torch.Tensor:
-    """``(H * W, 2)`` the ``(x, y)`` centres of every pixel, row by row."""
-    ys, xs = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+    """``(H * W, 2)`` float64: the ``(x, y)`` centres of every pixel, row by row."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64) + 0.5,
+                            torch.arange(width, dtype=torch.float64) + 0.5, indexing="ij")
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
 
 
@@ -302,11 +331,14 @@ def warp_region(image: torch.Tensor, region: torch.Tensor, points: DragPoints,
     left = max(min(b[2] for b in boxes if b[3] > b[2]) - reach, 0)
     right = min(max(b[3] for b in boxes if b[3] > b[2]) + reach, width)
 
-    centres = pixel_centres(bottom - top, right - left) + torch.tensor([left, top], dtype=torch.float32)
+    centres = pixel_centres(bottom - top, right - left) + torch.tensor([left, top], dtype=torch.float64)
     where = backward(centres).reshape(bottom - top, right - left, 2)
     source = image.float()
     moved = torch.zeros(height, width, dtype=torch.bool)
-    moved[top:bottom, left:right] = sample(selected.float()[None], where)[0] > 0.5
+    # A pixel belongs to the moved region when g sends it into the region, inside the picture (the
+    # border's repetition would otherwise smear a region that touches the edge across the output).
+    inside = (where[..., 0] >= 0) & (where[..., 0] <= width) & (where[..., 1] >= 0) & (where[..., 1] <= height)
+    moved[top:bottom, left:right] = (sample(selected.float()[None], where)[0] > 0.5) & inside
     uncovered = selected & ~moved
     crop = (slice(top, bottom), slice(left, right))
     picture = source.clone()

@@ -21,7 +21,9 @@ class DragKitPointPicker:
     DESCRIPTION = (
         "Click handle -> target pairs and paint the editable region on the image, in the node's editor. "
         "Click: handle, next click: its target; drag a point to move it; right-click or Delete removes a pair; "
-        "Brush/Eraser paint the mask. Outputs DRAG_POINTS, the MASK and a preview IMAGE with the arrows. A mask with "
+        "Brush/Eraser paint the mask; Preview warp (W) shows the painted region moved by the pairs as DragKit Region "
+        "Warp will move it, live while you drag a target. Outputs DRAG_POINTS, the MASK and a preview IMAGE with the "
+        "arrows. A mask with "
         "no pairs is a valid result (for the Regional SDE Sampler's move and resize modes); nodes that need pairs "
         "then say so."
     )

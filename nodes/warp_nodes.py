@@ -45,7 +45,7 @@ class DragKitRegionWarp:
                 "image": ("IMAGE", {"tooltip": "The picture to edit (every image of a batch gets the same warp)."}),
                 "points": ("DRAG_POINTS", {"tooltip": "Handle -> target pairs from the Point Picker or DragKit Points."}),
                 "region": ("MASK", {"tooltip": "What moves (white): paint it in the Point Picker or connect DragKit "
-                                    "Feature Region."}),
+                                    "Feature Region. Of a batch of masks the first is used."}),
                 "fill_grow": ("INT", {"default": DEFAULT_WARP.fill_grow, "min": 0, "max": 64, "tooltip": "Pixels the "
                               "uncovered area is grown by before filling (Inpaint4Drag: 2). 0 = exactly what the move "
                               "uncovered."}),

@@ -586,7 +586,7 @@ export class PickerEditor {
     const cache = this.warpCache;
     const doc = this.root.ownerDocument;
     const readPixels = (drawable) => {
-      const canvas = doc.createElement("canvas");
+      const canvas = (cache.scratch ??= doc.createElement("canvas"));
       [canvas.width, canvas.height] = [w, h];
       const c = canvas.getContext("2d", { willReadFrequently: true });
       c.drawImage(drawable, 0, 0, w, h);
@@ -618,10 +618,15 @@ export class PickerEditor {
       target: [target[0] * w / imageSize[0], target[1] * h / imageSize[1]] }));
     let map;
     try {
-      map = fitBackwardMap(scaled, [w, h]);
+      map = fitBackwardMap(scaled, [w, h], f);
     } catch (error) {
-      this.setStatus(`No preview: ${error.message}.`, true);
+      this.warpProblem = `No preview: ${error.message}.`;
+      this.setStatus(this.warpProblem, true);
       return null;
+    }
+    if (this.warpProblem) {
+      this.warpProblem = null;
+      this.refreshUi();
     }
     const { overlay } = warpRegion(cache.source.pixels, cache.region.region, w, h, map,
       { uncovered: UNCOVERED_STRIPES, regionBox: cache.region.box });

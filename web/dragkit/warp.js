@@ -1,13 +1,15 @@
 // The region warp of core/region_warp.py in plain JavaScript, for the Point Picker's live preview.
 // Same mathematics, step for step: the backward map g (output pixel -> source pixel) with
-// g(target_k) = handle_k (a shift for one pair; kornia's thin-plate spline for several, fitted on
-// coordinates divided by the longer image side; a virtual pair pinning the affine part when the
-// targets lie on one line), bilinear sampling with a pixel's centre at (j + 0.5, i + 0.5), the moved
-// region where the sampled region mask exceeds 0.5. tests/web/warp.test.mjs holds it to the Python
+// g(target_k) = handle_k (a shift for one pair; for several a thin-plate spline centred on the targets,
+// fitted on coordinates divided by the longer image side, with a ring of virtual pairs moved by the
+// pairs' best similarity), bilinear sampling with a pixel's centre at (j + 0.5, i + 0.5), the moved
+// region where the sampled region mask exceeds 0.5 and g stays inside the picture. tests/web/warp.test.mjs holds it to the Python
 // warp on fixtures the Python side writes (tests/test_region_warp_js.py).
 
-export const MIN_TARGET_SEPARATION = 0.5; // pixels
-export const COLLINEAR_SPREAD = 1e-3; // share of the longer side
+export const MIN_TARGET_SEPARATION = 0.5; // pixels of the full-size image
+export const ANCHORS = 8; // virtual pairs on a ring around the targets
+export const ANCHOR_REACH = 2.0; // the ring's radius over the targets' spread from their centre
+export const MIN_ANCHOR_SPREAD = 0.25; // share of the longer side
 export const COARSE_STEP = 8; // pixels between the points the moved region's extent is estimated on
 
 const kernel = (d2) => (d2 > 0 ? 0.5 * d2 * Math.log(d2) : 0);
@@ -49,57 +51,57 @@ export function similarity(source, target) {
 }
 
 /**
- * The backward map of `pairs` ([{handle: [x, y], target: [x, y]}], image pixels) on an image of
- * `imageSize` [w, h]: {scale, affine: [[a0x, a0y], [ax_x, ax_y], [ay_x, ay_y]], centres, weights}.
+ * The pairs the warp is fitted on (indices): each target at least MIN_TARGET_SEPARATION full-size
+ * pixels (`pixelScale` pixels of these coordinates per full-size pixel) from every earlier kept one.
  * Throws when two pairs take different handles to one target.
  */
-export function fitBackwardMap(pairs, imageSize) {
-  const scale = Math.max(imageSize[0], imageSize[1]);
-  let targets = [];
-  let handles = [];
-  const origin = []; // the pair each kept target came from
+export function distinctPairs(pairs, pixelScale = 1) {
+  const limit = MIN_TARGET_SEPARATION * pixelScale;
+  const kept = [];
   pairs.forEach(({ handle, target }, i) => {
-    const t = [target[0] / scale, target[1] / scale];
-    const h = [handle[0] / scale, handle[1] / scale];
-    const same = targets.findIndex((u) => Math.hypot(u[0] - t[0], u[1] - t[1]) * scale < MIN_TARGET_SEPARATION);
-    if (same >= 0) {
-      if (Math.hypot(handles[same][0] - h[0], handles[same][1] - h[1]) * scale < MIN_TARGET_SEPARATION) return;
-      throw new Error(`pairs ${origin[same] + 1} and ${i + 1} drag two different handles to one target`);
+    const same = kept.find((j) => Math.hypot(target[0] - pairs[j].target[0], target[1] - pairs[j].target[1]) < limit);
+    if (same === undefined) kept.push(i);
+    else if (Math.hypot(handle[0] - pairs[same].handle[0], handle[1] - pairs[same].handle[1]) >= limit) {
+      throw new Error(`pairs ${same + 1} and ${i + 1} drag two different handles to one target`);
     }
-    targets.push(t);
-    handles.push(h);
-    origin.push(i);
   });
+  return kept;
+}
+
+/**
+ * The backward map of `pairs` ([{handle: [x, y], target: [x, y]}], image pixels) on an image of
+ * `imageSize` [w, h]: {scale, affine: [[a0x, a0y], [ax_x, ax_y], [ay_x, ay_y]], centres, weights}.
+ * `pixelScale`: pixels of `imageSize` per pixel of the full-size image (a preview at lower resolution).
+ */
+export function fitBackwardMap(pairs, imageSize, pixelScale = 1) {
+  const scale = Math.max(imageSize[0], imageSize[1]);
+  const kept = distinctPairs(pairs, pixelScale);
+  const targets = kept.map((i) => [pairs[i].target[0] / scale, pairs[i].target[1] / scale]);
+  const handles = kept.map((i) => [pairs[i].handle[0] / scale, pairs[i].handle[1] / scale]);
   if (targets.length === 1) {
     return { scale, affine: [[handles[0][0] - targets[0][0], handles[0][1] - targets[0][1]], [1, 0], [0, 1]], centres: [], weights: [] };
   }
+  const { c, d } = similarity(targets, handles);
   const n = targets.length;
-  const mean = [targets.reduce((s, p) => s + p[0], 0) / n, targets.reduce((s, p) => s + p[1], 0) / n];
-  const centred = targets.map((p) => [p[0] - mean[0], p[1] - mean[1]]);
-  const [sxx, sxy, syy] = [0, 1, 2].map((k) => centred.reduce((s, [x, y]) => s + [x * x, x * y, y * y][k], 0) / n);
-  const smallest = (sxx + syy) / 2 - Math.hypot((sxx - syy) / 2, sxy);
-  if (Math.sqrt(Math.max(smallest, 0)) < COLLINEAR_SPREAD) {
-    const { c, d } = similarity(targets, handles);
-    let far = 0;
-    centred.forEach((p, k) => { if (Math.hypot(...p) > Math.hypot(...centred[far])) far = k; });
-    const direction = centred[far];
-    const length = Math.hypot(...direction);
-    const anchor = [mean[0] - direction[1] / length * length, mean[1] + direction[0] / length * length];
-    targets = [...targets, anchor];
-    handles = [...handles, [c[0] * anchor[0] - c[1] * anchor[1] + d[0], c[0] * anchor[1] + c[1] * anchor[0] + d[1]]];
+  const centre = [targets.reduce((s, p) => s + p[0], 0) / n, targets.reduce((s, p) => s + p[1], 0) / n];
+  const spread = Math.max(...targets.map((p) => Math.hypot(p[0] - centre[0], p[1] - centre[1])));
+  const radius = ANCHOR_REACH * Math.max(spread, MIN_ANCHOR_SPREAD);
+  const centres = [...targets];
+  const values = [...handles];
+  for (let k = 0; k < ANCHORS; k++) {
+    const angle = (k * 2 * Math.PI) / ANCHORS;
+    const a = [centre[0] + radius * Math.cos(angle), centre[1] + radius * Math.sin(angle)];
+    centres.push(a);
+    values.push([c[0] * a[0] - c[1] * a[1] + d[0], c[0] * a[1] + c[1] * a[0] + d[1]]);
   }
-  // kornia's get_tps_transform(targets, handles): [K P; P^T 0] [w; a] = [handles; 0] with
-  // K_ij = U(|target_i - handle_j|), P_i = [1, target_i]; the handles are the kernel centres.
-  const m = targets.length;
-  const A = [];
-  for (let i = 0; i < m; i++) {
-    const row = handles.map((c) => kernel((targets[i][0] - c[0]) ** 2 + (targets[i][1] - c[1]) ** 2));
-    A.push([...row, 1, targets[i][0], targets[i][1]]);
-  }
-  for (let r = 0; r < 3; r++) A.push([...targets.map((t) => (r === 0 ? 1 : t[r - 1])), 0, 0, 0]);
-  const B = [...handles.map((h) => [...h]), [0, 0], [0, 0], [0, 0]];
+  // [K P; P^T 0] [w; a] = [values; 0] with K_ij = U(|c_i - c_j|), P_i = [1, c_i].
+  const m = centres.length;
+  const A = centres.map((p) => [...centres.map((q) => kernel((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2)), 1, p[0], p[1]]);
+  A.push([...centres.map(() => 1), 0, 0, 0]);
+  for (let r = 0; r < 2; r++) A.push([...centres.map((p) => p[r]), 0, 0, 0]);
+  const B = [...values.map((v) => [...v]), [0, 0], [0, 0], [0, 0]];
   const x = solve(A, B);
-  return { scale, affine: x.slice(m), centres: handles, weights: x.slice(0, m) };
+  return { scale, affine: x.slice(m), centres, weights: x.slice(0, m) };
 }
 
 /** g([x, y]) in image pixels. */
@@ -208,7 +210,8 @@ export function warpRegion(pixels, region, width, height, map, { uncovered = [[0
       const y0 = Math.floor(sy);
       const [fx, fy] = [sx - x0, sy - y0];
       const o = (i * width + j) * 4;
-      if (tap(region, 1, 0, x0, y0, fx, fy) > 0.5) {
+      const inside = sx >= -0.5 && sx <= width - 0.5 && sy >= -0.5 && sy <= height - 0.5;
+      if (inside && tap(region, 1, 0, x0, y0, fx, fy) > 0.5) {
         moved[i * width + j] = 1;
         for (let c = 0; c < 3; c++) overlay[o + c] = tap(pixels, 4, c, x0, y0, fx, fy);
         overlay[o + 3] = 255;

@@ -66,7 +66,7 @@ def test_schedule_and_unet_call_count(setup):
 
 def test_early_stop_without_movement(setup):
     model, inversion = setup
-    config = _config(patience=3, drag={"learning_rate": 1e-9})
+    config = _config(patience=3, early_stop=True, drag={"learning_rate": 1e-9})
     result = edit(model, inversion, POINTS, config=config)
     assert result.stopped == "no movement" and result.rounds == 3
 
@@ -74,7 +74,7 @@ def test_early_stop_without_movement(setup):
 def test_early_stop_when_arrived(setup):
     model, inversion = setup
     near = DragPoints.from_pairs((128, 128), [((64, 64), (66, 64))])
-    result = edit(model, inversion, near, config=_config())
+    result = edit(model, inversion, near, config=_config(early_stop=True))
     assert result.stopped == "arrived" and result.rounds == 0
 
 
@@ -94,9 +94,9 @@ def test_reference_attention_starts_at_the_first_step_without_drag(setup, monkey
 
     monkeypatch.setattr(gooddrag, "ReferenceAttention", Recorded)
     if stop == "arrived":
-        points, config = DragPoints.from_pairs((128, 128), [((64, 64), (66, 64))]), _config()
+        points, config = DragPoints.from_pairs((128, 128), [((64, 64), (66, 64))]), _config(early_stop=True)
     else:
-        points, config = POINTS, _config(patience=2, drag={"learning_rate": 1e-9})
+        points, config = POINTS, _config(patience=2, early_stop=True, drag={"learning_rate": 1e-9})
     result = edit(model, inversion, points, config=config)
     assert result.stopped == stop and result.rounds <= 2
     assert started[0].start_step == 1

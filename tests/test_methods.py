@@ -39,7 +39,7 @@ def toy():
 
 
 def test_registry_feeds_the_nodes_and_the_benchmark():
-    assert list(toybench.METHODS) == ["baseline", "oracle", *METHODS]
+    assert list(toybench.METHODS) == ["baseline", "oracle", *METHODS, "warp-inpaint"]
     assert SUPERVISION_METHODS == methods_of(dragdiffusion) and list(SUPERVISION_METHODS) == ["DragDiffusion", "GoodDrag IPMS"]
     assert GUIDANCE_METHODS == methods_of(diffeditor) and list(GUIDANCE_METHODS)[0] == "DiffEditor"
     assert methods_of(gooddrag) == {"GoodDrag": METHODS["gooddrag"]}

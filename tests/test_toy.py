@@ -161,8 +161,8 @@ def test_demo_writes_the_three_images_and_moves_the_default_shape(tmp_path, caps
     scores = {key.strip(): float(value) for key, value in
               (line.split(":") for line in printed.splitlines() if line.startswith(" ") and ":" in line)}
     assert set(scores) == {"fraction", "iou", "area_kept", "success", "bg_psnr_db", "distractor_psnr_db"}
-    # The default scene is GoodDrag's median case (README): the shape moves about half the drag.
-    assert f"scene seed {DEMO_SEED}" in printed and 0.4 < scores["fraction"] < 0.7
+    # The default scene is GoodDrag's median case (README): the shape moves about three quarters of the drag.
+    assert f"scene seed {DEMO_SEED}" in printed and 0.6 < scores["fraction"] < 0.9
     with Image.open(out / "before.png") as before_png, Image.open(out / "after.png") as after_png:
         before, after = (np.asarray(png, dtype=np.float32) for png in (before_png, after_png))
     assert np.abs(before - after).mean() > 1.0  # the edit changed the picture (0..255 scale)

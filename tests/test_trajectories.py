@@ -56,7 +56,7 @@ def dragdiffusion_trajectory() -> dict:
 def gooddrag_trajectory() -> dict:
     model, inversion = inverted_tiny_model(num_steps=20, strength=0.75)
     drag = dataclasses.replace(gooddrag.GOODDRAG_DRAG, feature_layers=TINY_LAYERS)
-    config = gooddrag.AlDDConfig(drag=drag, drag_steps=3, rounds=4)
+    config = gooddrag.AlDDConfig(drag=drag, drag_steps=3, rounds=4, early_stop=True)  # the paper's loop
     latents = []
     result = gooddrag.edit(model, inversion, POINTS, _mask(), config,
                            callback=lambda step, total, info: latents.append(info["estimate"]) if "timestep" in info else None)

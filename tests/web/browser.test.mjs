@@ -91,19 +91,25 @@ const colourNear = (a, b, tol, what) =>
   assert.ok(a.every((v, i) => Math.abs(v - b[i]) <= tol), `${what}: ${JSON.stringify(a)} is not within ${tol} of ${JSON.stringify(b)}`);
 const tinted = (rgb) => rgb.map((v, i) => v * (1 - MASK_ALPHA) + MASK_TINT[i] * MASK_ALPHA);
 
-test("point picker in Chromium", { skip, timeout: 180_000 }, async (t) => {
+/** The fixture page in a fresh Chromium (closed after test `t`), and the errors it logs. */
+async function openPage(t, deviceScaleFactor) {
   const server = await serve();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   t.after(async () => {
     await browser.close();
     server.close();
   });
-  const page = await browser.newPage({ viewport: { width: 760, height: 1040 }, deviceScaleFactor: 2 });
+  const page = await browser.newPage({ viewport: { width: 760, height: 1040 }, deviceScaleFactor });
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
   page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 30_000 });
+  return { page, errors };
+}
+
+test("point picker in Chromium", { skip, timeout: 180_000 }, async (t) => {
+  const { page, errors } = await openPage(t, 2);
 
   const layout = await page.evaluate(() => window.layout(window.editor));
   assert.equal(layout.backingWidth, 2 * layout.clientWidth, "the backing store follows devicePixelRatio");
@@ -266,18 +272,7 @@ test("point picker in Chromium", { skip, timeout: 180_000 }, async (t) => {
 // dragged, the square is drawn at the new place in the very next animation frame, and the place it
 // left is striped (what the fill will replace). The seconds per update are reported, not asserted.
 test("the warp preview follows a dragged target within one animation frame", { skip, timeout: 120_000 }, async (t) => {
-  const server = await serve();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  t.after(async () => {
-    await browser.close();
-    server.close();
-  });
-  const page = await browser.newPage({ viewport: { width: 760, height: 1040 }, deviceScaleFactor: 1 });
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(error.message));
-  page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.waitForFunction(() => window.ready === true, null, { timeout: 30_000 });
+  const { page, errors } = await openPage(t, 1);
 
   const SIDE = 512;
   const SQUARE = [200, 260]; // x and y from 200 to 260

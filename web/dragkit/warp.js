@@ -104,8 +104,8 @@ export function fitBackwardMap(pairs, imageSize, pixelScale = 1) {
   return { scale, affine: x.slice(m), centres, weights: x.slice(0, m) };
 }
 
-/** g([x, y]) in image pixels. */
-export function mapPoint(map, [px, py]) {
+/** g at image pixel (px, py), written into `out` [x, y] (no allocation: the preview calls it per pixel). */
+function mapInto(map, px, py, out) {
   const { scale, affine, centres, weights } = map;
   const [x, y] = [px / scale, py / scale];
   let gx = affine[0][0] + x * affine[1][0] + y * affine[2][0];
@@ -115,8 +115,13 @@ export function mapPoint(map, [px, py]) {
     gx += weights[k][0] * u;
     gy += weights[k][1] * u;
   }
-  return [gx * scale, gy * scale];
+  out[0] = gx * scale;
+  out[1] = gy * scale;
+  return out;
 }
+
+/** g([x, y]) in image pixels. */
+export const mapPoint = (map, [px, py]) => mapInto(map, px, py, [0, 0]);
 
 /** [top, bottom, left, right) of the set pixels of `region` (Uint8Array, w * h), or null. */
 export function boundingBox(region, width, height) {
@@ -182,7 +187,7 @@ export function warpRegion(pixels, region, width, height, map, { uncovered = [[0
   const other = movedBox(map, box, width, height);
   const [top, bottom, left, right] = other[1] > other[0]
     ? [Math.min(box[0], other[0]), Math.max(box[1], other[1]), Math.min(box[2], other[2]), Math.max(box[3], other[3])] : box;
-  const { scale, affine, centres, weights } = map;
+  const g = [0, 0];
   const tap = (array, channels, channel, x0, y0, fx, fy) => {
     const l = Math.min(Math.max(x0, 0), width - 1);
     const r = Math.min(Math.max(x0 + 1, 0), width - 1);
@@ -194,18 +199,10 @@ export function warpRegion(pixels, region, width, height, map, { uncovered = [[0
     return upper * (1 - fy) + lower * fy;
   };
   for (let i = top; i < bottom; i++) {
-    const y = (i + 0.5) / scale;
     for (let j = left; j < right; j++) {
-      const x = (j + 0.5) / scale;
-      let gx = affine[0][0] + x * affine[1][0] + y * affine[2][0];
-      let gy = affine[0][1] + x * affine[1][1] + y * affine[2][1];
-      for (let k = 0; k < centres.length; k++) {
-        const u = kernel((x - centres[k][0]) ** 2 + (y - centres[k][1]) ** 2);
-        gx += weights[k][0] * u;
-        gy += weights[k][1] * u;
-      }
-      const sx = gx * scale - 0.5;
-      const sy = gy * scale - 0.5;
+      mapInto(map, j + 0.5, i + 0.5, g);
+      const sx = g[0] - 0.5;
+      const sy = g[1] - 0.5;
       const x0 = Math.floor(sx);
       const y0 = Math.floor(sy);
       const [fx, fy] = [sx - x0, sy - y0];

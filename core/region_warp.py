@@ -7,9 +7,9 @@ the output picture to the source, fitted so that ``g(target_k) = handle_k`` exac
 around it.
 
 - one pair: ``g`` is the translation ``p - (target - handle)``;
-- several pairs: a thin-plate spline through the pairs, centred on the targets (evaluated with
-  kornia's :func:`warp_points_tps`; fitted here, because kornia's fit centres its kernels on the other
-  point set and turns singular for ordinary drags). Far from the pairs the spline follows their
+- several pairs: a thin-plate spline through the pairs, centred on the targets, with kornia's kernel
+  ``U = r^2 log r`` (fitted and evaluated here: kornia's :func:`get_tps_transform` centres its kernels
+  on the other point set and turns singular for ordinary drags). Far from the pairs the spline follows their
   best-fitting similarity (rotation, scale, shift): :data:`ANCHORS` virtual pairs on a ring around the
   targets, twice as wide as they spread, are moved by it. So two pairs, or targets on one line, give a
   well-posed warp (two pairs: exactly their similarity), and the warp changes smoothly as points move,
@@ -34,7 +34,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import warp_points_tps
 
 from .errors import DragKitInputError, check_shape
 from .masks import as_mask
@@ -80,7 +79,7 @@ class RegionWarpConfig:
 class BackwardMap:
     """``g``: output pixel -> source pixel, in coordinates divided by ``scale``.
 
-    ``g(p) = a0 + p @ A + sum_k w_k U(|p - c_k|)`` with ``U(r) = r^2 log r`` (kornia's convention:
+    ``g(p) = a0 + p @ A + sum_k w_k U(|p - c_k|)`` with ``U(r) = r^2 log r`` (kornia's layout:
     ``affine`` is ``(3, 2)`` = ``[a0; A]``, ``kernel`` ``(K, 2)``, ``centres`` ``(K, 2)``). A
     translation has no centres.
     """
@@ -91,12 +90,18 @@ class BackwardMap:
     kernel: torch.Tensor
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
-        """``(N, 2)`` output points in pixels -> ``(N, 2)`` source points in pixels."""
+        """``(N, 2)`` output points in pixels -> ``(N, 2)`` source points in pixels, computed in float64."""
         p = points.double() / self.scale
-        if len(self.centres):
-            mapped = warp_points_tps(p[None], self.centres[None], self.kernel[None], self.affine[None])[0]
-        else:
-            mapped = self.affine[0] + p @ self.affine[1:]
+        x, y = p[:, 0].contiguous(), p[:, 1].contiguous()
+        gx = self.affine[0, 0] + x * self.affine[1, 0] + y * self.affine[2, 0]
+        gy = self.affine[0, 1] + x * self.affine[1, 1] + y * self.affine[2, 1]
+        # One centre at a time, on x and y apart: no (N, K) matrix (about 4x faster than kornia's
+        # warp_points_tps on a 190k-pixel crop with 11 centres, the same values to 1e-15).
+        for (cx, cy), (wx, wy) in zip(self.centres.tolist(), self.kernel.tolist()):
+            u = thin_plate_kernel((x - cx) ** 2 + (y - cy) ** 2)
+            gx += wx * u
+            gy += wy * u
+        mapped = torch.stack([gx, gy], dim=1)
         return (mapped * self.scale).to(points.dtype)
 
 

@@ -26,16 +26,24 @@ def track_points(
 
     Returns:
         ``(N, 2)`` new handles (integer-valued float tensor); ties go to the first in raster order.
+
+    All handles are searched at once on the features' device, with no copy to the host (the drag
+    loops call this every step).
     """
     check_shape(features, "1 C H W", "features")
-    height, width = features.shape[-2:]
-    tracked = []
+    channels, height, width = features.shape[1:]
+    span = torch.arange(-radius, radius + 1, device=features.device)
     with torch.no_grad():
-        for vector, (row, col) in zip(reference, handles.round().long().tolist()):
-            top, bottom = max(row - radius, 0), min(row + radius + 1, height)
-            left, right = max(col - radius, 0), min(col + radius + 1, width)
-            window = features[0, :, top:bottom, left:right]
-            distance = (window - vector.to(window)[:, None, None]).abs().sum(dim=0)
-            index = int(distance.flatten().argmin())
-            tracked.append([top + index // (right - left), left + index % (right - left)])
-    return torch.tensor(tracked, dtype=torch.float32, device=handles.device)
+        centre = handles.round().long().to(features.device)
+        # Every window position of every handle, in raster order; positions off the map never win.
+        rows = (centre[:, 0, None, None] + span[None, :, None]).expand(-1, -1, len(span)).reshape(len(handles), -1)
+        cols = (centre[:, 1, None, None] + span[None, None, :]).expand(-1, len(span), -1).reshape(len(handles), -1)
+        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        flat = features[0].reshape(channels, -1)
+        index = rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1)
+        window = flat[:, index]  # (C, N, positions)
+        distance = (window - reference.to(window).T[:, :, None]).abs().sum(dim=0)
+        distance = distance.masked_fill(~inside, float("inf"))
+        best = distance.argmin(dim=1)  # the first minimum: raster order, as the clipped window's
+        tracked = torch.stack([rows.gather(1, best[:, None])[:, 0], cols.gather(1, best[:, None])[:, 0]], dim=1)
+    return tracked.float().to(handles.device)

@@ -106,3 +106,33 @@ def test_arrived_handles_give_zero_loss():
     loss = motion_supervision_loss(features, torch.tensor([[5.0, 5.0]]), torch.tensor([[5.0, 6.5]]), 1)
     assert float(loss.detach()) == 0.0
     loss.backward()  # still differentiable
+
+
+def _clipped_window_search(features, reference, handles, radius):
+    """The reference algorithm, one handle at a time over its clipped window (DragDiffusion's loop)."""
+    height, width = features.shape[-2:]
+    tracked = []
+    for vector, (row, col) in zip(reference, handles.round().long().tolist()):
+        top, bottom = max(row - radius, 0), min(row + radius + 1, height)
+        left, right = max(col - radius, 0), min(col + radius + 1, width)
+        distance = (features[0, :, top:bottom, left:right] - vector[:, None, None]).abs().sum(dim=0)
+        index = int(distance.flatten().argmin())
+        tracked.append([top + index // (right - left), left + index % (right - left)])
+    return torch.tensor(tracked, dtype=torch.float32)
+
+
+def test_tracking_all_handles_at_once_equals_the_window_search():
+    """Random maps, windows clipped at every border, and exact ties (rounded values): the same handles."""
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        channels, height, width = (int(torch.randint(low, high, (1,), generator=generator))
+                                   for low, high in ((1, 20), (4, 30), (4, 30)))
+        features = torch.randn(1, channels, height, width, generator=generator)
+        count, radius = int(torch.randint(1, 6, (1,), generator=generator)), int(torch.randint(1, 13, (1,), generator=generator))
+        handles = torch.stack([torch.randint(0, height, (count,), generator=generator),
+                               torch.randint(0, width, (count,), generator=generator)], dim=1).float()
+        reference = torch.randn(count, channels, generator=generator)
+        if trial % 3 == 0:
+            features, reference = features.round(), reference.round()
+        expected = _clipped_window_search(features, reference, handles, radius)
+        assert torch.equal(track_points(features, reference, handles, radius), expected), trial

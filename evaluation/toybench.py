@@ -149,11 +149,15 @@ def _latent(model: DragModel, image: torch.Tensor) -> torch.Tensor:
     return model.encode(image[None])
 
 
-def _decoded(model: DragModel, latent: torch.Tensor, case: Case, keep: KeepConfig | None) -> torch.Tensor:
-    image = model.decode(latent)[0]
+def _kept(model: DragModel, image: torch.Tensor, case: Case, keep: KeepConfig | None) -> torch.Tensor:
+    """``image`` with the source pasted back outside the editable mask when ``keep`` is on."""
     if keep is None:
         return image
     return paste_outside(image, case.scene.image.to(image), case.editable, model.vae_scale, keep)
+
+
+def _decoded(model: DragModel, latent: torch.Tensor, case: Case, keep: KeepConfig | None) -> torch.Tensor:
+    return _kept(model, model.decode(latent)[0], case, keep)
 
 
 def baseline(model: DragModel, case: Case, keep: KeepConfig | None = None) -> torch.Tensor:
@@ -194,9 +198,7 @@ def warp_inpaint(model: DragModel, case: Case, keep: KeepConfig | None = None) -
     config = FillConfig()
     latent, _ = fill_masked(model, inversion, warped.fill, config)
     filled = paste_outside(model.decode(latent)[0], warped.image, warped.fill, model.vae_scale, config.keep)
-    if keep is None:
-        return filled
-    return paste_outside(filled, case.scene.image.to(filled), case.editable, model.vae_scale, keep)
+    return _kept(model, filled, case, keep)
 
 
 # Two references that are not edits (the unedited reconstruction, and the ground truth through the

@@ -26,7 +26,7 @@ from dragkit.core.editor_state import EditorState
 from dragkit.core.overlay import draw_drag_overlay, to_pil
 from dragkit.nodes.image_nodes import EXAMPLES_DIR
 from dragkit.nodes.model_nodes import TOY_CHOICE
-from dragkit.evaluation.toybench import COLOUR_TOLERANCE, make_case
+from dragkit.evaluation.toybench import COLOUR_TOLERANCE, WARP_FILL_STRENGTH, make_case
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -465,9 +465,6 @@ def example_region_state() -> str:
     return json.dumps(state.to_dict())
 
 
-TOY_FILL_STRENGTH = 0.5  # evaluation/toybench.py WARP_FILL_STRENGTH
-
-
 def toy_warp_inpaint(_state: str) -> tuple[list, list]:
     """The embedded model fills what the warp uncovers (DragKit Fill Sampler)."""
     nodes = [
@@ -477,7 +474,7 @@ def toy_warp_inpaint(_state: str) -> tuple[list, list]:
         {"id": 5, "type": "DragKitRegionWarp", "pos": (480, 280)},
         {"id": 6, "type": "PreviewImage", "pos": (480, 560), "title": "The warp (before the fill)"},
         {"id": TOY_LATENT, "type": "DragKitVAEEncode", "pos": (900, 140)},
-        {"id": 7, "type": "DragKitDDIMInverter", "pos": (900, 300), "widgets": {"strength": TOY_FILL_STRENGTH}},
+        {"id": 7, "type": "DragKitDDIMInverter", "pos": (900, 300), "widgets": {"strength": WARP_FILL_STRENGTH}},
         {"id": 8, "type": "DragKitFillSampler", "pos": (1300, 140)},
         {"id": 9, "type": "DragKitVAEDecode", "pos": (1700, 0)},
         {"id": 10, "type": "ImageCompositeMasked", "pos": (1700, 140), "title": "Only the fill mask changes"},

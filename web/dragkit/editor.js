@@ -639,7 +639,6 @@ export class PickerEditor {
     layerCanvas.getContext("2d").putImageData(new ImageData(overlay, w, h), 0, 0);
     c.drawImage(layerCanvas, 0, 0);
     Object.assign(cache, { canvas, overlayCanvas: layerCanvas, key });
-    this.lastWarp = { pairs: scaled, size: [w, h] };
     return canvas;
   }
 

@@ -15,6 +15,7 @@ import dataclasses
 
 import torch
 
+from . import precision
 from .errors import DragKitInputError
 from .features import DRAGDIFFUSION_FEATURE_LAYERS, unet_features
 from .masks import as_mask, is_empty, resize_mask
@@ -41,6 +42,14 @@ class DragConfig:
         ipms: supervise against the original features at the original handle (GoodDrag's IPMS).
         patch_weight: per-point factor of the patch loss; ``None`` = (2 r1 + 1)^2, or (2 r1)^2 with IPMS
             (each reference code's own factor).
+        mixed_precision: run the UNet under autocast with loss scaling (:mod:`.precision`); only
+            changes anything for half-precision weights or on a GPU.
+        gradient_checkpointing: recompute the UNet's activations in the backward pass (less memory,
+            about one more forward pass per step, the same gradients).
+        stop_check_every: read whether every handle has arrived every this many steps (each read
+            waits for the GPU); the result is the same as reading every step, at the cost of up to
+            this many minus one wasted steps once. ``None``: every step on the CPU,
+            :data:`GPU_STOP_CHECK_EVERY` on a GPU.
     """
 
     feature_layers: tuple[int, ...] = DRAGDIFFUSION_FEATURE_LAYERS
@@ -54,6 +63,9 @@ class DragConfig:
     lam: float = 0.1
     ipms: bool = False
     patch_weight: float | None = None
+    mixed_precision: bool = True
+    gradient_checkpointing: bool = False
+    stop_check_every: int | None = None
 
     def __post_init__(self):
         self.feature_layers = tuple(int(i) for i in self.feature_layers)
@@ -67,6 +79,7 @@ class DragConfig:
             "lam": self.lam >= 0,
             "supervision_scale": 0 < self.supervision_scale <= 1,
             "feature_layers": len(self.feature_layers) > 0,
+            "stop_check_every": self.stop_check_every is None or self.stop_check_every >= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -78,6 +91,17 @@ class DragConfig:
             return self.patch_weight
         side = 2 * self.patch_radius if self.ipms else 2 * self.patch_radius + 1
         return float(side * side)
+
+    def stop_check_interval(self, device: torch.device) -> int:
+        """:attr:`stop_check_every`, resolved for ``device``."""
+        if self.stop_check_every is not None:
+            return self.stop_check_every
+        return GPU_STOP_CHECK_EVERY if device.type == "cuda" else 1
+
+
+# A GPU runs ahead of Python while nothing reads its results; a stop check every step makes Python wait
+# for each step to finish before queueing the next. GoodDrag checks every 3 Adam steps (one round).
+GPU_STOP_CHECK_EVERY = 4
 
 
 # Settings a model folder may recommend in its dragkit.json (the toy model does: its 16x16 latent
@@ -222,3 +246,60 @@ def drag_estimate(
         if noise is None:
             noise = implied_noise(source, source_x0, alpha)
         return predicted_x0(z, noise, alpha).float()
+
+
+class LatentOptimizer:
+    """Adam on a float32 latent under the precision policy (:mod:`.precision`).
+
+    Usage: ``with opt.autocast(): loss = ...(opt.latent)``, then ``opt.step(loss)``.
+
+    Args:
+        model: where the latent lives and which dtype the UNet computes in.
+        latent: ``(1, C, h, w)`` start value (copied).
+        config: ``learning_rate`` and ``mixed_precision``.
+        scaler: a loss scaler to share across optimisers (GoodDrag starts a new Adam at every drag
+            step but keeps one scale); ``None`` makes one.
+    """
+
+    def __init__(self, model: DragModel, latent: torch.Tensor, config: DragConfig,
+                 scaler: torch.amp.GradScaler | None = None):
+        device = model.device
+        self.latent = latent.detach().to(device, torch.float32).clone().requires_grad_(True)
+        self.dtype = precision.compute_dtype(model.dtype, device, config.mixed_precision)
+        self.device = device
+        self.optimizer = torch.optim.Adam([self.latent], lr=config.learning_rate, **precision.optimizer_options(device))
+        self.scaler = scaler or precision.grad_scaler(device, self.dtype)
+
+    def autocast(self):
+        return precision.autocast(self.device, self.dtype)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One Adam step on the latent down the gradient of ``loss`` (skipped if the scaled gradient overflowed)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+class FirstArrival:
+    """A drag's state at the first step every handle had arrived, kept on the device.
+
+    Whether the handles have arrived is a value on the GPU; reading it makes Python wait for the GPU.
+    The loop records every step here (no wait) and reads :attr:`arrived` only every few steps
+    (:meth:`DragConfig.stop_check_interval`), then returns the recorded state: the same result as
+    stopping at once.
+    """
+
+    def __init__(self, latent: torch.Tensor, handles: torch.Tensor):
+        self.arrived = torch.zeros((), dtype=torch.bool, device=latent.device)
+        self.latent = latent.detach().clone()
+        self.handles = handles.clone()
+        self.step = torch.zeros((), dtype=torch.long, device=latent.device)
+
+    def record(self, arrived: torch.Tensor, step: int, latent: torch.Tensor, handles: torch.Tensor) -> None:
+        """``arrived``: 0-d bool for this step, taken before the step changes ``latent``."""
+        first = arrived & ~self.arrived
+        self.latent = torch.where(first, latent.detach(), self.latent)
+        self.handles = torch.where(first, handles, self.handles)
+        self.step = torch.where(first, step, self.step)
+        self.arrived = self.arrived | arrived

@@ -50,8 +50,8 @@ def fill_start(inversion: Inversion, weights: torch.Tensor, model: DragModel, se
     """The latent denoising starts from: the inverted one outside, the clean latent noised to step t
     with fresh seeded noise inside, blended by ``weights`` ``(1, 1, h, w)`` (1 = fill)."""
     clean = inversion.latents[0].to(model.device, torch.float32)
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(clean.shape, generator=generator).to(clean)
+    generator = torch.Generator(clean.device).manual_seed(seed)  # drawn where it is used
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
     alpha = model.scheduler(inversion.num_steps).alphas_cumprod[inversion.t].to(clean)
     noised = alpha.sqrt() * clean + (1 - alpha).sqrt() * noise
     source = inversion.source.to(clean)

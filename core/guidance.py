@@ -81,6 +81,8 @@ class EditGeometry:
         sde_region: ``(1, 1, h_lat, w_lat)`` float, where regional SDE acts when it differs from
             ``edit_region`` (move/resize: the object and its destination, ``Sampler.edit``); ``None`` =
             ``edit_region``.
+        pulls_background: move/resize: the object leaves cells behind and background remains to
+            fill them from, so the inpainting terms apply (fixed for the edit; read once here).
     """
 
     mode: str
@@ -91,6 +93,7 @@ class EditGeometry:
     edit_region: torch.Tensor
     content_region: torch.Tensor
     sde_region: torch.Tensor | None = None
+    pulls_background: bool = False
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -112,19 +115,39 @@ def warp(tensor: torch.Tensor, affine: torch.Tensor, mode: str = "bilinear") -> 
                        padding_mode="zeros", align_corners=True)
 
 
+def _masked_mean(values: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean of ``(h, w)`` values over a bool ``(h, w)`` region, 0 (with grad) when it is empty.
+
+    A weighted sum rather than ``values[region]``: selecting by a mask makes the host wait for the
+    GPU to count the selected pixels."""
+    weights = region.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp_min(1)
+
+
 def _mean_cosine(current: torch.Tensor, source: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Mean of the per-location raw cosine (-1..1) over a bool ``(h, w)`` region (0 with grad when empty):
     ``guidance_move``'s edit and content similarity (it does not map them to ``(cos + 1) / 2``)."""
-    if not bool(region.any()):
-        return current.sum() * 0.0
-    return F.cosine_similarity(current, source, dim=1)[0][region].mean()
+    return _masked_mean(F.cosine_similarity(current, source, dim=1)[0], region)
 
 
 def _mean_similarity(current: torch.Tensor, source: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Mean of the per-location similarity over a bool ``(h, w)`` region (0 with grad when empty)."""
-    if not bool(region.any()):
-        return current.sum() * 0.0
-    return similarity(current, source)[0][region].mean()
+    return _masked_mean(similarity(current, source)[0], region)
+
+
+def _region_mean(features: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """``(C,)`` mean feature of ``(1, C, h, w)`` over a bool ``(h, w)`` region."""
+    weights = region.to(features.dtype)
+    return (features[0] * weights).sum((1, 2)) / weights.sum().clamp_min(1)
+
+
+def box_indices(centers: torch.Tensor, radius: int, size: tuple[int, int]) -> torch.Tensor:
+    """``(N, k * k)`` flat indices (row-major) of the squares of :func:`box_mask`, for boxes inside the map."""
+    offsets = torch.arange(-radius, radius + 1, device=centers.device)
+    r, c = centers.round().long().unbind(-1)
+    rows = r[:, None, None] + offsets[None, :, None]
+    cols = c[:, None, None] + offsets[None, None, :]
+    return (rows * size[1] + cols).flatten(1)
 
 
 def energies(current: list[torch.Tensor], source: list[torch.Tensor], geometry: EditGeometry,
@@ -137,8 +160,13 @@ def energies(current: list[torch.Tensor], source: list[torch.Tensor], geometry: 
         if geometry.mode == "drag":
             at_targets = box_mask(geometry.targets, config.box_radius, size)
             at_handles = box_mask(geometry.handles, config.box_radius, size)
-            for target_box, handle_box in zip(at_targets, at_handles):
-                s = similarity(cur[0][:, target_box], src[0][:, handle_box], dim=0).mean()
+            # drag_geometry keeps every box whole, so the boxes' pixels pair up in row-major order
+            target_pixels = box_indices(geometry.targets, config.box_radius, size)
+            handle_pixels = box_indices(geometry.handles, config.box_radius, size)
+            flat_cur, flat_src = cur[0].flatten(1), src[0].flatten(1)
+            for target_box, handle_box, target_at, handle_at in zip(at_targets, at_handles, target_pixels,
+                                                                    handle_pixels):
+                s = similarity(flat_cur[:, target_at], flat_src[:, handle_at], dim=0).mean()
                 edit = edit + config.w_edit / (1 + 4 * s)
                 edit = edit + config.w_inpaint * _mean_similarity(cur, src, handle_box & ~target_box)
         else:
@@ -147,8 +175,9 @@ def energies(current: list[torch.Tensor], source: list[torch.Tensor], geometry: 
             edit = edit + config.w_edit / (1 + 4 * _mean_cosine(cur, moved_source, destination))
             vacated = geometry.object_mask & ~destination
             background = geometry.content_region
-            if bool(vacated.any()) and bool(background.any()):
-                pulled = similarity(cur[0][:, vacated].mean(1), src[0][:, background].mean(1), dim=0)
+            # both regions are fixed for the whole edit: the emptiness is read once (move_geometry)
+            if geometry.pulls_background:
+                pulled = similarity(_region_mean(cur, vacated), _region_mean(src, background), dim=0)
                 # guidance_move adds this term once per layer without its 1/#layers weight
                 content = content + len(current) * config.w_inpaint / (1 + 4 * pulled)
                 content = content + config.w_contrast * _mean_similarity(cur, src, vacated)
@@ -176,7 +205,8 @@ def guidance(
         embeds: ``(1, L, D)`` prompt embedding (text only, as DragonDiffusion's estimator).
 
     Returns:
-        ``(1, C, h, w)`` guidance, and the energies' values for progress reports.
+        ``(1, C, h, w)`` guidance, and the energies' values for progress reports (0-d tensors
+        on the model's device: reading one waits for the GPU).
     """
     grid = (latent.shape[-2] * config.upsample, latent.shape[-1] * config.upsample)
     with torch.no_grad():
@@ -192,7 +222,7 @@ def guidance(
     grad_content = torch.zeros_like(z) if grad_content is None else grad_content
     region = geometry.edit_region
     term = config.step_scale * (grad_edit * region + grad_content * (1 - region))
-    return term.detach(), {"edit": float(edit.detach()), "content": float(content.detach())}
+    return term.detach(), {"edit": edit.detach(), "content": content.detach()}
 
 
 def drag_geometry(handles_image: torch.Tensor, targets_image: torch.Tensor, editable: torch.Tensor,
@@ -229,8 +259,9 @@ def move_geometry(object_mask: torch.Tensor, offset: tuple[float, float], scale:
     edited = (grid_object | destination).float()
     region = F.interpolate(destination[None, None].float(), size=latent_size, mode="nearest")
     sde_region = F.interpolate(edited[None, None], size=latent_size, mode="nearest")
+    pulls_background = bool((grid_object & ~destination).any()) and bool((edited <= 0.5).any())
     return EditGeometry("move" if scale == 1 else "resize", None, None, affine, grid_object,
-                        (region > 0.5).float(), ~(edited > 0.5), (sde_region > 0.5).float())
+                        (region > 0.5).float(), ~(edited > 0.5), (sde_region > 0.5).float(), pulls_background)
 
 
 def object_affine(object_mask: torch.Tensor, offset: tuple[float, float], scale: float) -> torch.Tensor:

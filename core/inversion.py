@@ -116,7 +116,7 @@ def ddim_invert(
     model.check_latent(latent)
     embeds = model.prompt_embeds(prompt_embeds, latent.shape[0])
     scheduler = make_ddim_inverse(model.scheduler_config, num_steps)
-    timesteps = [int(t) for t in scheduler.timesteps[:count]]
+    timesteps = scheduler.timesteps[:count].tolist()  # the schedule lives on the CPU
 
     x = latent.detach().to(model.device, torch.float32).clone()
     trajectory = [x]

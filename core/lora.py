@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from peft import LoraConfig
 
-from . import adapters
+from . import adapters, precision
 from .errors import DragKitInputError, DragKitNumericalError
 from .model import DragModel
 
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, dict], None]
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+# Settings that change how much memory training takes, not what it learns.
+MEMORY_SETTINGS = ("gradient_checkpointing", "micro_batch_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +52,11 @@ class LoraTrainingConfig:
         betas, weight_decay, eps: AdamW settings (0.9/0.999, 1e-2, 1e-8).
         target_modules: attention projections that get a LoRA (q, k, v, out of every attention).
         gradient_checkpointing: recompute activations in the backward pass: less memory, slower.
-        mixed_precision: on CUDA, run the UNet under autocast (fp16, or bf16 for bf16 weights) with
-            a gradient scaler; the LoRA weights stay float32. Ignored on the CPU (always float32).
+        mixed_precision: run the UNet under autocast with a loss scaler (:mod:`.precision`: fp16,
+            or bf16 for bf16 weights); the LoRA weights stay float32. No effect for float32
+            weights on the CPU.
+        micro_batch_size: run the batch this many copies at a time and accumulate the gradients
+            (less memory, the same step within float rounding); ``None`` = all at once.
     """
 
     steps: int = 80
@@ -65,6 +70,7 @@ class LoraTrainingConfig:
     target_modules: tuple[str, ...] = LORA_TARGETS
     gradient_checkpointing: bool = False
     mixed_precision: bool = True
+    micro_batch_size: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -79,6 +85,8 @@ class LoraTrainingConfig:
             raise DragKitInputError(f"`betas` must be two numbers in [0, 1), got {self.betas}; the default is (0.9, 0.999).")
         if self.weight_decay < 0 or not self.eps > 0:
             raise DragKitInputError(f"`weight_decay` must be >= 0 and `eps` > 0, got {self.weight_decay} and {self.eps}.")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise DragKitInputError(f"`micro_batch_size` must be at least 1 (or None), got {self.micro_batch_size}.")
         if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
             raise DragKitInputError(f"`target_modules` must name modules, got {self.target_modules}; e.g. {LORA_TARGETS}.")
 
@@ -136,8 +144,8 @@ def tensor_hash(tensor: torch.Tensor) -> str:
 
 def lora_key(model: DragModel, latent: torch.Tensor, embeds: torch.Tensor, config: LoraTrainingConfig) -> str:
     """The default adapter name: a hash of everything that decides the LoRA's weights."""
-    # Gradient checkpointing recomputes the same activations: it trades memory, not the result.
-    settings = {k: v for k, v in config.to_dict().items() if k != "gradient_checkpointing"}
+    # Checkpointing and micro-batches trade memory, not the result.
+    settings = {k: v for k, v in config.to_dict().items() if k not in MEMORY_SETTINGS}
     parts = [model_fingerprint(model), model.scheduler_config, tensor_hash(latent), tensor_hash(embeds), settings]
     return "dragkit_" + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -185,6 +193,11 @@ def train_lora(
         logger.info("LoRA %s is loaded already; not training", name)
         return adapters.attach_registered(model, name)
 
+    noise_schedule = DDPMScheduler.from_config(model.scheduler_config)
+    prediction_type = noise_schedule.config.prediction_type
+    if prediction_type not in ("epsilon", "v_prediction"):
+        raise DragKitInputError(f"the model's prediction_type is {prediction_type!r}; DragKit trains "
+                                "LoRAs for 'epsilon' and 'v_prediction' models.")
     unet = model.unet
     trained = model.with_adapter(name)
     with _seeded(config.seed, model.device):  # peft draws the initial weights from torch's global generator
@@ -192,62 +205,68 @@ def train_lora(
             r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian",  # DragDiffusion: A ~ N(0, 1/r), B = 0
             target_modules=list(config.target_modules)))
     frozen = [p for p in unet.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.betas,
-                                  weight_decay=config.weight_decay, eps=config.eps)
-    noise_schedule = DDPMScheduler.from_config(model.scheduler_config)
-    prediction_type = noise_schedule.config.prediction_type
-    generator = torch.Generator().manual_seed(config.seed)
     device = model.device
+    # Noise and timesteps are drawn where they are used: a draw on the CPU would be copied over,
+    # and that copy waits for the GPU.
+    generator = torch.Generator(device).manual_seed(config.seed)
     clean = latent.to(device, torch.float32).expand(config.batch_size, -1, -1, -1)
-    batch_embeds = embeds.expand(config.batch_size, -1, -1)
-    amp = config.mixed_precision and device.type == "cuda"
-    compute_dtype = (torch.bfloat16 if model.dtype == torch.bfloat16 else torch.float16) if amp else model.dtype
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and compute_dtype == torch.float16)
+    micro = config.micro_batch_size or (1 if model.low_vram else config.batch_size)
+    compute_dtype = precision.compute_dtype(model.dtype, device, config.mixed_precision)
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.betas,
+                                  weight_decay=config.weight_decay, eps=config.eps, **precision.optimizer_options(device))
+    scaler = precision.grad_scaler(device, compute_dtype)
+    checkpointing = config.gradient_checkpointing or model.low_vram
     was_training, was_checkpointing = unet.training, unet.is_gradient_checkpointing
     completed = False
-    losses = []
+    losses: list[torch.Tensor] = []  # 0-d, on the device: read once at the end
     try:
         for parameter in frozen:  # only the LoRA learns
             parameter.requires_grad_(False)
         for parameter in parameters:
             parameter.requires_grad_(True)
-        if config.gradient_checkpointing and not was_checkpointing:
+        if checkpointing and not was_checkpointing:
             unet.enable_gradient_checkpointing()
         unet.train()
         with trained.active(trainable=True), torch.enable_grad():
             for step in range(config.steps):
                 # 1. x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps, t ~ U{0, ..., T-1}, a fresh draw per copy
-                noise = torch.randn(clean.shape, generator=generator).to(device)
+                noise = torch.randn(clean.shape, generator=generator, device=device)
                 timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (config.batch_size,),
-                                          generator=generator).to(device)
+                                          generator=generator, device=device)
                 noisy = noise_schedule.add_noise(clean, noise, timesteps)
                 # 2. target: eps, or v = sqrt(a_t) eps - sqrt(1 - a_t) x_0 for v-prediction models
                 if prediction_type == "epsilon":
                     target = noise
-                elif prediction_type == "v_prediction":
-                    target = noise_schedule.get_velocity(clean, noise, timesteps)
                 else:
-                    raise DragKitInputError(f"the model's prediction_type is {prediction_type!r}; DragKit trains "
-                                            "LoRAs for 'epsilon' and 'v_prediction' models.")
+                    target = noise_schedule.get_velocity(clean, noise, timesteps)
                 # 3. loss = || f_theta(x_t, t, c) - target ||^2, one AdamW step on the LoRA weights
-                with torch.autocast(device.type, dtype=compute_dtype, enabled=amp):
-                    prediction = unet(noisy.to(model.dtype), timesteps, encoder_hidden_states=batch_embeds).sample
-                loss = F.mse_loss(prediction.float(), target)
+                #    (the batch in micro-batches, each weighted by its share of the mean)
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
+                loss = torch.zeros((), device=device)
+                for first in range(0, config.batch_size, micro):
+                    rows = slice(first, min(first + micro, config.batch_size))
+                    copies = rows.stop - rows.start
+                    with precision.autocast(device, compute_dtype):
+                        prediction = unet(noisy[rows].to(model.dtype), timesteps[rows],
+                                          encoder_hidden_states=embeds.expand(copies, -1, -1)).sample
+                    part = F.mse_loss(prediction.float(), target[rows]) * (copies / config.batch_size)
+                    scaler.scale(part).backward()
+                    loss = loss + part.detach()
                 scaler.step(optimizer)
                 scaler.update()
-                losses.append(float(loss.detach()))
+                losses.append(loss)
                 if callback is not None:
-                    callback(step + 1, config.steps, {"loss": losses[-1]})
-        if not all(math.isfinite(loss) for loss in losses) or not all(torch.isfinite(p).all() for p in parameters):
+                    callback(step + 1, config.steps, {"loss": loss})
+        history = torch.stack(losses).tolist()
+        finite = torch.stack([torch.isfinite(p).all() for p in parameters]).all()
+        if not all(math.isfinite(value) for value in history) or not bool(finite):
             raise DragKitNumericalError("LoRA training produced NaN or infinite values, so it stopped and the "
                                         f"adapter was removed; lower learning_rate (the papers use 5e-4, got "
                                         f"{config.learning_rate:g}) or check the latent.")
         completed = True
     finally:
         unet.train(was_training)
-        if config.gradient_checkpointing and not was_checkpointing:
+        if checkpointing and not was_checkpointing:
             unet.disable_gradient_checkpointing()
         for parameter in parameters:
             parameter.requires_grad_(False)
@@ -256,8 +275,8 @@ def train_lora(
             parameter.requires_grad_(True)
         if not completed:
             adapters.delete_adapter(unet, name)
-    logger.info("trained LoRA %s: %d steps, loss %.4f -> %.4f", name, config.steps, losses[0], losses[-1])
-    metadata = {**{k: v for k, v in config.to_dict().items() if k not in ("gradient_checkpointing", "mixed_precision")},
+    logger.info("trained LoRA %s: %d steps, loss %.4f -> %.4f", name, config.steps, history[0], history[-1])
+    metadata = {**{k: v for k, v in config.to_dict().items() if k not in (*MEMORY_SETTINGS, "mixed_precision")},
                 "alpha": config.rank, "base_model_hash": model_fingerprint(model), "image_hash": tensor_hash(latent),
-                "prompt_hash": tensor_hash(embeds), "final_loss": round(losses[-1], 6)}
+                "prompt_hash": tensor_hash(embeds), "final_loss": round(history[-1], 6)}
     return adapters.attach(model, name, key, metadata)

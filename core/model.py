@@ -71,6 +71,9 @@ class DragModel:
         name: a label for logs and errors.
         adapter_weights: a CPU copy of the adapter, to put it back if the bounded adapter cache
             evicted it (:mod:`.adapters`); ``None`` for the base bundle.
+        low_vram: trade speed for GPU memory in every stage run on this bundle: gradient
+            checkpointing in the drag and the LoRA training, and the LoRA batch one copy at a time
+            (gradients accumulated). Results stay equal within float rounding.
     """
 
     unet: UNet2DConditionModel
@@ -82,6 +85,7 @@ class DragModel:
     adapter: str | None = None
     name: str = "model"
     adapter_weights: AdapterWeights | None = None
+    low_vram: bool = False
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -129,6 +133,10 @@ class DragModel:
                 self.vae.to(dtype=torch.float32)
             self.vae.to(device)
         return self
+
+    def with_low_vram(self, low_vram: bool = True) -> "DragModel":
+        """A new bundle over the same UNet with :attr:`low_vram` set."""
+        return dataclasses.replace(self, low_vram=low_vram)
 
     def scheduler(self, num_steps: int):
         return make_ddim(self.scheduler_config, num_steps)
@@ -192,6 +200,21 @@ class DragModel:
         if getattr(self.unet, "peft_config", None) or self.adapter is not None:
             activate(self.unet, self.adapter, trainable)
         yield self.unet
+
+    @contextlib.contextmanager
+    def gradient_checkpointing(self, enabled: bool = True) -> Iterator[None]:
+        """Inside, the UNet recomputes each block's activations in the backward pass instead of
+        storing them (diffusers' checkpointing: less memory, one more forward per backward, the same
+        gradients). Leaves the UNet's own setting as it was."""
+        unet = self.unet
+        switch = enabled and not unet.is_gradient_checkpointing
+        if switch:
+            unet.enable_gradient_checkpointing()
+        try:
+            yield
+        finally:
+            if switch:
+                unet.disable_gradient_checkpointing()
 
     def predict_noise(self, latent: torch.Tensor, timestep: int, embeds: torch.Tensor) -> torch.Tensor:
         """Epsilon prediction ``(B, C, h, w)`` in float32 for a float32 latent at DDPM ``timestep``."""

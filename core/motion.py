@@ -85,17 +85,16 @@ def motion_supervision_loss(
     """
     weight = (2 * radius + 1) ** 2 if patch_weight is None else patch_weight
     steps = drag_steps(handles, targets, max_step)
-    active = (targets - handles).norm(dim=-1) >= stop_distance
-    loss = features.sum() * 0.0
-    if not active.any():
-        return loss
-    moved = sample_patches(features, handles[active] + steps[active], radius)
+    # Every handle is sampled and the arrived ones weighted 0: selecting the unfinished ones would
+    # make the host wait for the GPU to learn how many there are.
+    active = ((targets - handles).norm(dim=-1) >= stop_distance).to(features.dtype)
+    moved = sample_patches(features, handles + steps, radius)
     if reference_patches is None:
-        reference = sample_patches(features.detach(), handles[active], radius)
+        reference = sample_patches(features.detach(), handles, radius)
     else:
-        reference = reference_patches[active].detach()
+        reference = reference_patches.detach()
     per_point = (moved - reference).abs().flatten(1).mean(dim=1)
-    return loss + weight * per_point.sum()
+    return weight * (per_point * active).sum()
 
 
 def background_loss(prediction: torch.Tensor, reference: torch.Tensor, editable: torch.Tensor | None) -> torch.Tensor:

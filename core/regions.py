@@ -105,8 +105,8 @@ def feature_region(
     embeds = model.prompt_embeds(prompt_embeds, config.ensemble)
 
     # 1. noise the latent to t (a fixed seed: the same click gives the same region)
-    generator = torch.Generator().manual_seed(config.seed)
-    noise = torch.randn((config.ensemble, *latent.shape[1:]), generator=generator).to(model.device)
+    generator = torch.Generator(model.device).manual_seed(config.seed)  # drawn where it is used
+    noise = torch.randn((config.ensemble, *latent.shape[1:]), generator=generator, device=model.device)
     scheduler = DDPMScheduler.from_config(model.scheduler_config)
     clean = latent.to(model.device, torch.float32).expand(config.ensemble, -1, -1, -1)
     noisy = scheduler.add_noise(clean, noise, torch.tensor([config.timestep]))

@@ -37,6 +37,9 @@ PREVIEW_INTERVAL_S = 0.5
 # ... and at most this share of the run's time: after a preview that took c seconds the next one waits
 # c / PREVIEW_BUDGET (a 40 ms VAE decode on two CPU cores: 2 s), so slow decoders never slow the steps.
 PREVIEW_BUDGET = 0.02
+# Loops report their loss and distance as values on the GPU; reading one makes Python wait for the GPU,
+# so the node's text reads them at most this often (and at the last step).
+PROGRESS_TEXT_INTERVAL_S = 0.5
 
 
 # ------------------------------------------------------------------------------ progress/cancel
@@ -62,11 +65,24 @@ def progress(
             :func:`dragkit.core.preview.previewer`. When a step's ``info["estimate"]`` holds a latent
             and :data:`PREVIEW_INTERVAL_S` (or the :data:`PREVIEW_BUDGET` wait) has passed since the
             last preview, the picture goes to the bar as ComfyUI's samplers send theirs:
-            ``("JPEG", image, max_size)``. Never called outside ComfyUI.
+            ``("JPEG", image, max_size)``. Never called outside ComfyUI. Numbers in ``info``
+            (Python numbers, or 0-d tensors read at most every :data:`PROGRESS_TEXT_INTERVAL_S`)
+            go to the node's text.
         clock: seconds, for the preview interval (tests pass a fake one).
     """
     bar = comfy_utils.ProgressBar(total) if comfy_utils is not None else None
     previews = {"next": None, "on": preview is not None and bar is not None}
+    texts = {"next": None}
+
+    def numbers_of(step: int, steps: int, info: dict) -> dict[str, float]:
+        numbers = {key: value for key, value in info.items() if isinstance(value, (int, float))
+                   or (isinstance(value, torch.Tensor) and value.ndim == 0)}
+        if any(isinstance(value, torch.Tensor) for value in numbers.values()):
+            now = clock()
+            if step < steps and texts["next"] is not None and now < texts["next"]:
+                return {}
+            texts["next"] = now + PROGRESS_TEXT_INTERVAL_S
+        return {key: float(value) for key, value in numbers.items()}
 
     def preview_of(info: dict):
         estimate = info.get("estimate")
@@ -90,7 +106,7 @@ def progress(
         check_interrupt()
         if bar is not None:
             bar.update_absolute(step, steps, preview_of(info) if previews["on"] else None)
-        numbers = {key: value for key, value in info.items() if isinstance(value, (int, float))}
+        numbers = numbers_of(step, steps, info)
         if numbers:  # e.g. the LoRA loss or the drag's distance to go, shown on the node
             progress_text(f"{label} {step}/{steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
         if logger.isEnabledFor(logging.DEBUG):

@@ -137,3 +137,16 @@ def test_progress_callback_shows_numbers_on_the_node(monkeypatch):
         callback(2, 3, {})
     assert shown == ["LoRA 1/3  loss 0.1235"]
     assert comfy._progress_text_sender() is None  # no ComfyUI here: showing text is a no-op
+
+
+def test_progress_reads_device_values_at_most_twice_a_second(monkeypatch):
+    # Loops pass their loss as a 0-d tensor (on a GPU, reading it waits for the GPU).
+    from dragkit.nodes import comfy
+
+    shown, now = [], [0.0]
+    monkeypatch.setattr(comfy, "progress_text", shown.append)
+    with comfy.progress(5, "drag", clock=lambda: now[0]) as callback:
+        for step, seconds in zip(range(1, 6), (0.0, 0.1, 0.6, 0.7, 0.8)):
+            now[0] = seconds
+            callback(step, 5, {"loss": torch.tensor(step / 10), "round": step})
+    assert shown == ["drag 1/5  loss 0.1  round 1", "drag 3/5  loss 0.3  round 3", "drag 5/5  loss 0.5  round 5"]

@@ -65,12 +65,18 @@ def gooddrag_trajectory() -> dict:
             "final": _latent(result.latent)}
 
 
+def _number(value):
+    """A progress value (a 0-d tensor on the device, or None) as a float."""
+    return None if value is None else float(value)
+
+
 def _guided_trajectory(config: diffeditor.RegionalSDEConfig) -> dict:
     model, inversion = inverted_tiny_model(num_steps=20, strength=1.0)
     config = dataclasses.replace(config, guidance=dataclasses.replace(config.guidance, feature_layers=TINY_GUIDANCE_LAYERS))
     energies = []
     result = diffeditor.edit(model, inversion, POINTS, _mask(), config,
-                             callback=lambda step, total, info: energies.append([info.get("edit"), info.get("content")]))
+                             callback=lambda step, total, info: energies.append([_number(info.get("edit")),
+                                                                                  _number(info.get("content"))]))
     return {"energies": energies, "final": _latent(result.latent)}
 
 

@@ -199,7 +199,7 @@ def regional_sde_sample(
     stride = scheduler.config.num_train_timesteps // inversion.num_steps
     timesteps = inversion.denoise_timesteps
     region = (geometry.edit_region if geometry.sde_region is None else geometry.sde_region).to(model.device)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(model.device).manual_seed(config.seed)  # drawn where it is used
 
     bank = MemoryBankAttention("concat" if geometry.mode == "drag" else "replace", config.memory_bank_start)
     sharing = (attention_edit(model.unet, bank, decoder_self_attention_layers(model.unet))
@@ -238,7 +238,7 @@ def regional_sde_sample(
                 eta, variance_noise = 0.0, None
                 if sde:
                     eta = config.sde_eta * region + config.sde_eta_outside * (1 - region)
-                    variance_noise = torch.randn(latent.shape, generator=generator).to(latent)
+                    variance_noise = torch.randn(latent.shape, generator=generator, device=latent.device)
                 previous = ddim_step(latent, guided_noise, noise, alpha_t, alpha_prev, eta, variance_noise)
                 # 4. time travel: back to t with one plain inversion step, then take the step again
                 if repeat < repeats - 1:

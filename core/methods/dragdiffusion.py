@@ -15,8 +15,9 @@ Each step:
 
 Deliberate differences from the reference code: patches are sampled with ``grid_sample`` and
 border padding (the reference clips windows at the border, GoodDrag does not guard at all); the
-UNet runs in the model's dtype with a float32 latent and no GradScaler (the reference uses fp16
-autocast and a GradScaler on CUDA only); a point goes to the grid cell that holds it
+UNet keeps the model's weights (fp16 on a GPU) where the reference casts it to float32 and runs it
+under fp16 autocast with a GradScaler; DragKit uses the same autocast and scaler
+(:mod:`..precision`); a point goes to the grid cell that holds it
 (:func:`..points.grid_cells`, shared with guidance and regions) where the reference rounds
 ``y * rows / h``, which picks the next cell for points in the second half of a cell.
 """
@@ -29,7 +30,8 @@ from typing import Callable
 import torch
 
 from ..attention import ReferenceAttentionConfig
-from ..drag import DragConfig, drag_estimate, drag_forward, drag_loss, prepare_drag, remaining_distance
+from ..drag import (DragConfig, FirstArrival, LatentOptimizer, drag_estimate, drag_forward, drag_loss, prepare_drag,
+                    remaining_distance)
 from ..drag import for_model  # noqa: F401 (this method's way to apply a model's hints; the registry reads it)
 from ..errors import DragKitInputError, check_stage_finite
 from ..features import unet_features
@@ -85,8 +87,11 @@ def drag_latent(
             the background term, as DragDiffusion does.
         config: :data:`DRAGDIFFUSION` or :data:`DRAGDIFFUSION_IPMS` or your own.
         prompt_embeds: ``(1, L, D)``; ``None`` uses the inversion's.
-        callback: ``callback(step, total, {"distance": ...})`` after each step; may raise to cancel.
-            ``info["estimate"]`` is :func:`drag_estimate` of the latent the step started from.
+        callback: ``callback(step, total, info)`` after each step; may raise to cancel. ``info``:
+            ``"distance"`` (mean distance to go, grid pixels) and ``"loss"``, 0-d tensors on the
+            model's device (reading one waits for the GPU: read them only to show them), and
+            ``"estimate"``, :func:`drag_estimate` of the latent the step started from. Steps run
+            after every handle arrived, before the loop looked (``stop_check_every``), are reported too.
     """
     start = inversion.start
     if start.shape[0] != 1:
@@ -99,40 +104,47 @@ def drag_latent(
         alpha = scheduler.alphas_cumprod[inversion.t].to(model.device)
         source, source_x0 = (x.to(model.device, torch.float32) for x in (inversion.source, inversion.latents[0]))
 
-    z = z0.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([z], lr=config.learning_rate)
+    opt = LatentOptimizer(model, z0, config)
+    z = opt.latent
     handles = problem.handles0.clone()
-    distances: list[float] = []
+    arrival = FirstArrival(z, handles)
+    check_every = config.stop_check_interval(model.device)
+    distances: list[torch.Tensor] = []  # 0-d, on the device: read once at the end
     steps = 0
-    for step in range(config.max_steps):
-        # 1. features (and epsilon) of the current latent
-        features, noise = drag_forward(model, z, embeds, problem, config)
-        # 2. track where the handle content went (the first step has not moved anything yet)
-        if step > 0:
-            handles = track_points(features, problem.vectors, handles, config.track_radius)
-        remaining = remaining_distance(handles, problem)
-        distances.append(float(remaining.mean()))
-        # 3. every handle has arrived
-        if bool((remaining < config.stop_distance).all()):
-            break
-        # 4. motion supervision + keep the background;  5. one Adam step on the latent
-        loss = drag_loss(features, noise, z, handles, problem, scheduler, config)
-        if callback is not None:  # before the Adam step changes z in place
-            estimate = drag_estimate(z, noise, source, source_x0, alpha)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps = step + 1
-        if callback is not None:
-            callback(steps, config.max_steps,
-                     {"distance": distances[-1], "loss": float(loss.detach()), "estimate": estimate})
+    with model.gradient_checkpointing(config.gradient_checkpointing or model.low_vram):
+        for step in range(config.max_steps):
+            # 1. features (and epsilon) of the current latent
+            with opt.autocast():
+                features, noise = drag_forward(model, z, embeds, problem, config)
+            # 2. track where the handle content went (the first step has not moved anything yet)
+            if step > 0:
+                handles = track_points(features, problem.vectors, handles, config.track_radius)
+            remaining = remaining_distance(handles, problem)
+            distances.append(remaining.mean())
+            # 3. every handle has arrived: recorded now, read every few steps
+            arrival.record((remaining < config.stop_distance).all(), step, z, handles)
+            if step % check_every == 0 and bool(arrival.arrived):
+                break
+            # 4. motion supervision + keep the background;  5. one Adam step on the latent
+            with opt.autocast():
+                loss = drag_loss(features, noise, z, handles, problem, scheduler, config)
+            if callback is not None:  # before the Adam step changes z in place
+                estimate = drag_estimate(z, noise, source, source_x0, alpha)
+            opt.step(loss)
+            steps = step + 1
+            if callback is not None:
+                callback(steps, config.max_steps, {"distance": distances[-1], "loss": loss.detach(), "estimate": estimate})
+    if bool(arrival.arrived):  # the state at the first arrival, and the distances up to it
+        steps = int(arrival.step)
+        z, handles, distances = arrival.latent, arrival.handles, distances[: steps + 1]
     else:
-        with torch.no_grad():
+        with torch.no_grad(), opt.autocast():
             features, _ = unet_features(model, z, problem.t, embeds, config.feature_layers, size=problem.grid)
-            handles = track_points(features, problem.vectors, handles, config.track_radius)
-        distances.append(float(remaining_distance(handles, problem).mean()))
+        handles = track_points(features, problem.vectors, handles, config.track_radius)
+        distances.append(remaining_distance(handles, problem).mean())
     check_stage_finite(z, "the drag optimisation", "lower learning_rate (DragDiffusion: 0.01) or lam")
-    return DragResult(z.detach(), problem.points.from_grid(handles, problem.grid), steps, distances)
+    return DragResult(z.detach(), problem.points.from_grid(handles, problem.grid), steps,
+                      torch.stack(distances).tolist())
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -52,13 +52,15 @@ import torch
 
 from ..attention import ReferenceAttention, ReferenceAttentionConfig, attention_edit, self_attention_layers
 from ..errors import DragKitInputError, check_stage_finite
+from ..features import unet_features
 from ..inversion import Inversion
 from ..keep import KeepConfig, blend, latent_keep_weights
 from ..masks import is_empty
 from ..model import DragModel
 from ..points import DragPoints
 from ..tracking import track_points
-from ..drag import DragConfig, drag_estimate, drag_forward, drag_loss, prepare_drag, remaining_distance
+from ..drag import (DragConfig, LatentOptimizer, drag_estimate, drag_forward, drag_loss, prepare_drag,
+                    remaining_distance)
 from ..drag import for_model as drag_for_model
 from .result import EditResult
 
@@ -151,7 +153,8 @@ def edit(
         prompt_embeds: ``(1, L, D)``; ``None`` uses the inversion's (GoodDrag: the empty prompt).
         callback: ``callback(step, total, info)`` after each round and each denoising step;
             ``info["estimate"]``, ``(1, C, h, w)`` float32, is the edited branch's predicted x0 (in a
-            round: :func:`.dragdiffusion.drag_estimate` from its last forward pass).
+            round: :func:`.dragdiffusion.drag_estimate` from its last forward pass); a round's
+            ``info["distance"]`` is a 0-d tensor on the model's device (read it only to show it).
         keep: keep the source outside the grown ``mask`` (:mod:`..keep`); ``None`` = the paper's sampling.
     """
     config = config or AlDDConfig()
@@ -170,8 +173,9 @@ def edit(
     edited = inversion.start.to(model.device, torch.float32)
     handles = None
     final_points = points
-    distances: list[float] = []
+    distances: list[torch.Tensor] = []  # 0-d, on the device: read once at the end
     rounds_run, unchanged, stopped = 0, 0, "schedule"
+    scaler = None  # one loss scale for every drag step
     dragging = drag_steps > 0 and config.rounds > 0
     keep = latent_keep_weights(model, inversion, mask, keep)
 
@@ -179,7 +183,8 @@ def edit(
     edit = ReferenceAttention(start_step=drag_steps + reference.start_step)
     layers = reference.layer_indices(len(self_attention_layers(model.unet)))
     sharing = attention_edit(model.unet, edit, layers) if reference.enabled else contextlib.nullcontext()
-    with sharing:
+    checkpointing = model.gradient_checkpointing(drag.gradient_checkpointing or model.low_vram)
+    with sharing, checkpointing:
         for i, t in enumerate(timesteps):
             edit.step = i
             if dragging and i < drag_steps:
@@ -188,31 +193,31 @@ def edit(
                 final_points = problem.points
                 if handles is None:
                     handles = problem.handles0.clone()
-                z = edited.detach().clone().requires_grad_(True)
-                optimizer = torch.optim.Adam([z], lr=drag.learning_rate)
+                opt = LatentOptimizer(model, edited, drag, scaler)
+                scaler, z = opt.scaler, opt.latent
                 alpha = scheduler.alphas_cumprod[t].to(model.device)
                 estimate = None
-                with torch.no_grad():
-                    features, _ = drag_forward(model, z, embeds, problem, drag)
+                with torch.no_grad(), opt.autocast():  # features only: the pass stops after the deepest layer
+                    features, _ = unet_features(model, z, problem.t, embeds, drag.feature_layers, size=problem.grid)
                 handles = track_points(features, problem.vectors, handles, drag.track_radius)
                 for _ in range(config.rounds):
                     if config.early_stop and bool((remaining_distance(handles, problem) < drag.stop_distance).all()):
                         dragging, stopped = False, "arrived"
                         break
                     for _ in range(config.steps_per_round):
-                        features, noise = drag_forward(model, z, embeds, problem, drag)
-                        loss = drag_loss(features, noise, z, handles, problem, scheduler, drag)
+                        with opt.autocast():
+                            features, noise = drag_forward(model, z, embeds, problem, drag)
+                            loss = drag_loss(features, noise, z, handles, problem, scheduler, drag)
                         if callback is not None:  # before the Adam step changes z in place
                             estimate = drag_estimate(z, noise, source, inversion.latents[0].to(source), alpha)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimizer.step()
+                        opt.step(loss)
                     # Track with the features of the last forward pass (before its Adam step), as GoodDrag.
                     moved = track_points(features.detach(), problem.vectors, handles, drag.track_radius)
-                    unchanged = unchanged + 1 if torch.equal(moved, handles) else 0
+                    if config.early_stop:  # the only reason to look at the handles on the host
+                        unchanged = unchanged + 1 if torch.equal(moved, handles) else 0
                     handles = moved
                     rounds_run += 1
-                    distances.append(float(remaining_distance(handles, problem).mean()))
+                    distances.append(remaining_distance(handles, problem).mean())
                     progress += 1
                     if callback is not None:
                         info = {"round": rounds_run, "distance": distances[-1]}
@@ -240,4 +245,4 @@ def edit(
         final_points = final_points.from_grid(handles, problem.grid)
     check_stage_finite(edited, "AlDD sampling", "lower learning_rate (GoodDrag: 0.02) or lam")
     return AlDDResult(edited, final_points, None if is_empty(mask) else mask, source=source, rounds=rounds_run,
-                      distances=distances, stopped=stopped)
+                      distances=torch.stack(distances).tolist() if distances else [], stopped=stopped)

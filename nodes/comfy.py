@@ -227,6 +227,15 @@ def comfy_unet_state_dict(model) -> tuple[dict[str, torch.Tensor], float, str]:
     return state, latent_scale, model_type
 
 
+def make_room(drag_model) -> None:
+    """Low-VRAM mode: before a DragKit stage, unload ComfyUI's own models (its copy of the UNet, the
+    text encoder, the VAE) from the GPU. DragKit runs its own copy of the UNet, and ComfyUI loads its
+    models back when one of its nodes needs them. A no-op otherwise, and outside ComfyUI."""
+    if getattr(drag_model, "low_vram", False) and model_management is not None:
+        model_management.unload_all_models()
+        model_management.soft_empty_cache()
+
+
 def model_cache_key(model) -> tuple:
     """Identifies a MODEL's weights and patches, to convert each combination once."""
     return (id(model.model), getattr(model, "patches_uuid", None), len(getattr(model, "patches", {})))

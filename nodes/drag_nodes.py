@@ -120,6 +120,7 @@ class DragKitDragOptimizer:
     @comfy.with_grad
     def drag(self, drag_model, inversion, points, supervision, max_steps, learning_rate, lam, patch_radius,
              track_radius, feature_layer, rescale_points, mask=None, conditioning=None):
+        comfy.make_room(drag_model)
         preset = SUPERVISION_METHODS[supervision].preset()
         config = drag_config(preset, drag_model, feature_layer, max_steps=max_steps, learning_rate=learning_rate,
                              lam=lam, patch_radius=preset.patch_radius if patch_radius < 0 else patch_radius,
@@ -183,6 +184,7 @@ class DragKitAlDDSampler:
     def sample(self, drag_model, inversion, points, drag_steps, rounds, steps_per_round, learning_rate, lam,
                patience, feature_layer, reference_attention, rescale_points, keep_outside_mask=False, mask=None,
                conditioning=None, early_stop=AlDDConfig.early_stop):
+        comfy.make_room(drag_model)
         drag = drag_config(GOODDRAG_DRAG, drag_model, feature_layer, learning_rate=learning_rate, lam=lam)
         config = AlDDConfig(drag=drag, drag_steps=drag_steps, rounds=rounds, steps_per_round=steps_per_round,
                             patience=patience, early_stop=early_stop,

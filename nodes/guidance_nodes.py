@@ -142,6 +142,7 @@ class DragKitRegionalSDESampler:
                mask=None,
                conditioning=None, image_prompt=None, ipadapter="none",
                image_prompt_scale=DIFFEDITOR_IMAGE_PROMPT_SCALE):
+        comfy.make_room(drag_model)
         config = sampler_config(drag_model, method, mode, sde_eta=sde_eta, time_travel=time_travel,
                                 memory_bank=memory_bank, energy_scale=energy_scale, w_edit=w_edit, w_content=w_content,
                                 w_inpaint=w_inpaint, feature_layers=feature_layers, seed=seed)

@@ -49,6 +49,7 @@ class DragKitDDIMInverter:
 
     @comfy.with_grad
     def invert(self, drag_model, latent, steps, strength, conditioning=None):
+        comfy.make_room(drag_model)
         total = inversion_step_count(steps, strength)
         samples = latent_in(drag_model, latent)
         with comfy.progress(total, "DDIM inversion") as callback:
@@ -96,6 +97,7 @@ class DragKitSampler:
     @comfy.with_grad
     def sample(self, drag_model, inversion, reference_attention, start_step, start_layer, keep_outside_mask=False,
                mask=None, conditioning=None):
+        comfy.make_room(drag_model)
         reference = ReferenceAttentionConfig(
             enabled=reference_attention, start_step=start_step, start_layer=None if start_layer < 0 else start_layer
         )

@@ -59,6 +59,7 @@ class DragKitLoraTrainer:
     @comfy.with_grad
     def train(self, drag_model, latent, preset, steps, rank, learning_rate, batch_size, seed, save_name, overwrite,
               conditioning=None, gradient_checkpointing=False):
+        comfy.make_room(drag_model)
         config = dataclasses.replace(preset_config(preset, seed, gradient_checkpointing),
                                      rank=rank, learning_rate=learning_rate, batch_size=batch_size)
         if steps != PRESET_STEPS:

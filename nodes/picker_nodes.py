@@ -111,6 +111,7 @@ class DragKitFeatureRegion:
     @comfy.with_grad
     def region(self, drag_model, latent, points, timestep, threshold, dilation, feature_layer, ensemble, seed,
                conditioning=None):
+        comfy.make_room(drag_model)
         points = points_in(points)
         config = region_for_model(RegionConfig(timestep=timestep, threshold=threshold, dilation=dilation,
                                                ensemble=ensemble, seed=seed), drag_model)

@@ -106,6 +106,7 @@ class DragKitFillSampler:
 
     @comfy.with_grad
     def sample(self, drag_model, inversion, fill, seed, conditioning=None):
+        comfy.make_room(drag_model)
         config = FillConfig(seed=seed)
         mask = mask_or_none(fill)
         with comfy.progress(len(inversion.timesteps), "Filling", previewer(drag_model)) as callback:

@@ -122,6 +122,8 @@ def test_model_from_comfy_converts_once_and_matches(monkeypatch, latent):
     (first,) = DragKitModelFromComfy().convert(patcher)
     (second,) = DragKitModelFromComfy().convert(patcher)
     assert first is second and calls == [1]
+    (low,) = DragKitModelFromComfy().convert(patcher, low_vram=True)
+    assert low.low_vram and low.unet is first.unet and not first.low_vram and calls == [1]
     assert first.latent_scale == pytest.approx(0.18215) and first.name == "comfy-SD15"
     embeds = reference.prompt_embeds(None)
     torch.testing.assert_close(first.predict_noise(latent, 300, embeds), reference.predict_noise(latent, 300, embeds))
@@ -150,3 +152,44 @@ def test_progress_reads_device_values_at_most_twice_a_second(monkeypatch):
             now[0] = seconds
             callback(step, 5, {"loss": torch.tensor(step / 10), "round": step})
     assert shown == ["drag 1/5  loss 0.1  round 1", "drag 3/5  loss 0.3  round 3", "drag 5/5  loss 0.5  round 5"]
+
+
+class _FakeModelManagement:
+    """The parts of ``comfy.model_management`` DragKit's nodes call."""
+
+    def __init__(self):
+        self.unloaded = 0
+
+    def unload_all_models(self):
+        self.unloaded += 1
+
+    def soft_empty_cache(self):
+        pass
+
+    def throw_exception_if_processing_interrupted(self):
+        pass
+
+    def get_torch_device(self):
+        return torch.device("cpu")
+
+    def intermediate_device(self):
+        return torch.device("cpu")
+
+
+@pytest.mark.parametrize("low_vram", [False, True])
+def test_low_vram_unloads_comfyuis_models_before_a_stage(monkeypatch, tiny_model, latent, low_vram):
+    from dragkit.nodes import comfy
+
+    fake = _FakeModelManagement()
+    monkeypatch.setattr(comfy, "model_management", fake)
+    bundle = tiny_model.with_low_vram(low_vram)
+    (inversion,) = DragKitDDIMInverter().invert(bundle, _latent_dict(tiny_model, latent), steps=10, strength=0.3)
+    DragKitSampler().sample(bundle, inversion, True, 0, -1)
+    assert fake.unloaded == (2 if low_vram else 0)
+    assert tiny_model.low_vram is False  # the input bundle is unchanged
+
+
+def test_loader_low_vram_switch():
+    (plain,) = DragKitModelLoader().load(model_nodes.TOY_CHOICE)
+    (low,) = DragKitModelLoader().load(model_nodes.TOY_CHOICE, low_vram=True)
+    assert not plain.low_vram and low.low_vram

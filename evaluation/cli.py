@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--arch", choices=("tiny", "sd15"), default=None, help="speed: architecture (default: sd15 "
                        "on a GPU, tiny on the CPU)")
     bench.add_argument("--device", default=None, help="speed: torch device (default: cuda if available)")
+    bench.add_argument("--variants", default="default", help="speed: comma-separated ways to run the same stages: "
+                       "before (the drag as before issue 18), default, low_vram, compiled, cuda_graphs "
+                       "(default: default)")
+    bench.add_argument("--quick", action="store_true", help="speed: every stage at its smallest (a check that it "
+                       "runs, not a timing)")
     bench.add_argument("--keep", action="store_true", help="toy: every method keeps the source outside the "
                        "editable mask (sampling and a paste after decoding)")
     bench.add_argument("--json", default=None, help="also write the results as JSON to this file")
@@ -42,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         from . import speed as speed_bench
 
         arch = args.arch or ("sd15" if torch.cuda.is_available() else "tiny")
-        report = speed_bench.speed(arch, args.device)
-        for key, value in report.items():
-            print(f"{key:>22}: {value:.3f}" if isinstance(value, float) else f"{key:>22}: {value}")
+        settings = speed_bench.QUICK_SETTINGS if args.quick else speed_bench.SpeedSettings()
+        report = speed_bench.speed(arch, args.device, args.variants.split(","), settings)
+        print(json.dumps({key: report[key] for key in ("arch", "image_size", "dtype", "environment")}))
+        print(speed_bench.speed_table(report))
+        if "peak_rss_mb" in report:
+            print(f"peak resident memory of the run: {report['peak_rss_mb']:.0f} MB")
         speed_bench.write_json(args.json, report)
         return 0
     if args.suite == "warp":

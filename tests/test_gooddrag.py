@@ -139,3 +139,20 @@ def test_aldd_node(setup):
     )
     assert latent["samples"].shape == inversion.source.shape
     assert final.handles[0][0] > POINTS.handles[0][0] and inversion.edited is None
+
+
+def test_the_tracking_pass_stops_after_the_feature_layer(setup):
+    # Per drag step: the references (a whole pass: the background term needs epsilon), the tracking
+    # pass (features only: it never reaches conv_out), then one whole pass per Adam step; then one
+    # batched pass per denoising step.
+    model, inversion = setup
+    mask = torch.zeros(128, 128)
+    mask[16:112, 16:112] = 1
+    config = _config(drag_steps=2, rounds=2, steps_per_round=2)
+    whole = []
+    handle = model.unet.conv_out.register_forward_pre_hook(lambda *a: whole.append(1))
+    try:
+        edit(model, inversion, POINTS, mask, config=config)
+    finally:
+        handle.remove()
+    assert len(whole) == 2 * (1 + 2 * 2) + len(inversion.denoise_timesteps)

@@ -35,10 +35,14 @@ def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None, backend:
         backend: ``torch.compile`` backend (``"eager"`` only traces: the tests use it).
     """
     blocks = [module for module in unet.modules() if isinstance(module, COMPILED_BLOCKS)]
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, COMPILE_CACHE_LIMIT)
+    dynamo = torch._dynamo.config
+    for name in ("cache_size_limit", "recompile_limit"):  # the name changed across torch versions
+        if hasattr(dynamo, name):
+            setattr(dynamo, name, max(getattr(dynamo, name), COMPILE_CACHE_LIMIT))
     # DiffEditor's guidance takes two gradients from one graph (retain_graph), which compiled backward
     # passes refuse while they reuse ("donate") their saved buffers.
-    torch._functorch.config.donated_buffer = False
+    if hasattr(torch._functorch.config, "donated_buffer"):
+        torch._functorch.config.donated_buffer = False
     for block in blocks:
         block.compile(mode=mode, backend=backend, dynamic=False)
     return len(blocks)

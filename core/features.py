@@ -82,7 +82,7 @@ def unet_feature_maps(
     noise = None
     with model.active() as unet, capture_features(unet, layers, stop_early=not return_noise) as captured:
         try:
-            noise = unet(latent.to(model.dtype), timestep, encoder_hidden_states=embeds).sample.float()
+            noise = unet(latent.to(model.dtype), model.timestep(timestep), encoder_hidden_states=embeds).sample.float()
         except _StopForward:
             pass
     maps = [captured[index].float() for index in layers]

@@ -83,6 +83,13 @@ class EditGeometry:
             ``edit_region``.
         pulls_background: move/resize: the object leaves cells behind and background remains to
             fill them from, so the inpainting terms apply (fixed for the edit; read once here).
+        target_boxes, handle_boxes: drag: ``(N, h, w)`` bool squares of ``box_radius`` around each
+            target and handle on the feature grid.
+        target_pixels, handle_pixels: drag: ``(N, k * k)`` flat indices of the same squares, row-major.
+        destination, vacated: move/resize: ``(h, w)`` bool, where the object goes and the cells it leaves.
+
+    Everything the guidance reads at every step is computed here once; :meth:`to` puts it on the
+    model's device once per edit.
     """
 
     mode: str
@@ -94,6 +101,18 @@ class EditGeometry:
     content_region: torch.Tensor
     sde_region: torch.Tensor | None = None
     pulls_background: bool = False
+    target_boxes: torch.Tensor | None = None
+    handle_boxes: torch.Tensor | None = None
+    target_pixels: torch.Tensor | None = None
+    handle_pixels: torch.Tensor | None = None
+    destination: torch.Tensor | None = None
+    vacated: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "EditGeometry":
+        """The geometry with every tensor on ``device``."""
+        return dataclasses.replace(self, **{
+            field.name: getattr(self, field.name).to(device) for field in dataclasses.fields(self)
+            if isinstance(getattr(self, field.name), torch.Tensor)})
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -156,31 +175,22 @@ def energies(current: list[torch.Tensor], source: list[torch.Tensor], geometry: 
     edit = current[0].sum() * 0.0
     content = current[0].sum() * 0.0
     for cur, src in zip(current, source):
-        size = tuple(cur.shape[-2:])
         if geometry.mode == "drag":
-            at_targets = box_mask(geometry.targets, config.box_radius, size)
-            at_handles = box_mask(geometry.handles, config.box_radius, size)
             # drag_geometry keeps every box whole, so the boxes' pixels pair up in row-major order
-            target_pixels = box_indices(geometry.targets, config.box_radius, size)
-            handle_pixels = box_indices(geometry.handles, config.box_radius, size)
             flat_cur, flat_src = cur[0].flatten(1), src[0].flatten(1)
-            for target_box, handle_box, target_at, handle_at in zip(at_targets, at_handles, target_pixels,
-                                                                    handle_pixels):
+            for target_box, handle_box, target_at, handle_at in zip(geometry.target_boxes, geometry.handle_boxes,
+                                                                    geometry.target_pixels, geometry.handle_pixels):
                 s = similarity(flat_cur[:, target_at], flat_src[:, handle_at], dim=0).mean()
                 edit = edit + config.w_edit / (1 + 4 * s)
                 edit = edit + config.w_inpaint * _mean_similarity(cur, src, handle_box & ~target_box)
         else:
             moved_source = warp(src, geometry.affine)
-            destination = warp(geometry.object_mask[None, None].float(), geometry.affine, "nearest")[0, 0] > 0.5
-            edit = edit + config.w_edit / (1 + 4 * _mean_cosine(cur, moved_source, destination))
-            vacated = geometry.object_mask & ~destination
-            background = geometry.content_region
-            # both regions are fixed for the whole edit: the emptiness is read once (move_geometry)
+            edit = edit + config.w_edit / (1 + 4 * _mean_cosine(cur, moved_source, geometry.destination))
             if geometry.pulls_background:
-                pulled = similarity(_region_mean(cur, vacated), _region_mean(src, background), dim=0)
+                pulled = similarity(_region_mean(cur, geometry.vacated), _region_mean(src, geometry.content_region), dim=0)
                 # guidance_move adds this term once per layer without its 1/#layers weight
                 content = content + len(current) * config.w_inpaint / (1 + 4 * pulled)
-                content = content + config.w_contrast * _mean_similarity(cur, src, vacated)
+                content = content + config.w_contrast * _mean_similarity(cur, src, geometry.vacated)
         content_similarity = _mean_similarity if geometry.mode == "drag" else _mean_cosine
         content = content + config.w_content / (1 + 4 * content_similarity(cur, src, geometry.content_region))
     layers = len(current)
@@ -237,12 +247,20 @@ def drag_geometry(handles_image: torch.Tensor, targets_image: torch.Tensor, edit
     grid_mask = F.interpolate(editable[None, None].float(), size=(rows, cols), mode="nearest")[0, 0] > 0.5
     region = F.interpolate(editable[None, None].float(), size=latent_size, mode="nearest")
     handles, targets = (grid_cells(xy.float(), image_size, (rows, cols)) for xy in (handles_image, targets_image))
+    if min(rows, cols) < 2 * config.box_radius + 1:
+        raise DragKitInputError(f"the guidance grid ({rows}x{cols}) is smaller than one point box "
+                                f"(`box_radius` {config.box_radius}); use a larger image or a smaller box_radius.")
     # Keep every box whole (process_drag clips the centres to [1, size - 2]): a box cut by the border
     # would pair a different number of target and handle cells.
     low = torch.tensor([float(config.box_radius)] * 2)
     high = torch.tensor([rows - 1.0 - config.box_radius, cols - 1.0 - config.box_radius])
     handles, targets = handles.clamp(min=low, max=high), targets.clamp(min=low, max=high)
-    return EditGeometry("drag", handles, targets, None, None, (region > 0.5).float(), ~grid_mask)
+    grid = (rows, cols)
+    return EditGeometry("drag", handles, targets, None, None, (region > 0.5).float(), ~grid_mask,
+                        target_boxes=box_mask(targets, config.box_radius, grid),
+                        handle_boxes=box_mask(handles, config.box_radius, grid),
+                        target_pixels=box_indices(targets, config.box_radius, grid),
+                        handle_pixels=box_indices(handles, config.box_radius, grid))
 
 
 def move_geometry(object_mask: torch.Tensor, offset: tuple[float, float], scale: float,
@@ -259,9 +277,11 @@ def move_geometry(object_mask: torch.Tensor, offset: tuple[float, float], scale:
     edited = (grid_object | destination).float()
     region = F.interpolate(destination[None, None].float(), size=latent_size, mode="nearest")
     sde_region = F.interpolate(edited[None, None], size=latent_size, mode="nearest")
-    pulls_background = bool((grid_object & ~destination).any()) and bool((edited <= 0.5).any())
+    vacated = grid_object & ~destination
+    pulls_background = bool(vacated.any()) and bool((edited <= 0.5).any())
     return EditGeometry("move" if scale == 1 else "resize", None, None, affine, grid_object,
-                        (region > 0.5).float(), ~(edited > 0.5), (sde_region > 0.5).float(), pulls_background)
+                        (region > 0.5).float(), ~(edited > 0.5), (sde_region > 0.5).float(), pulls_background,
+                        destination=destination, vacated=vacated)
 
 
 def object_affine(object_mask: torch.Tensor, offset: tuple[float, float], scale: float) -> torch.Tensor:

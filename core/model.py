@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 from pathlib import Path
@@ -216,10 +217,22 @@ class DragModel:
             if switch:
                 unet.disable_gradient_checkpointing()
 
+    def timestep(self, timestep: int) -> torch.Tensor | int:
+        """DDPM ``timestep`` as a 0-d tensor on the model's device, for the UNet.
+
+        Given a Python number, diffusers' UNet makes a one-element tensor on the latent's device at
+        every call: a copy from the host that waits for the GPU. This is a view into one table of
+        every timestep, made on the device once. A timestep outside the table is returned as it was.
+        """
+        if isinstance(timestep, torch.Tensor):
+            return timestep
+        table = _timestep_table(self.device, int(self.scheduler_config.get("num_train_timesteps", 1000)))
+        return table[int(timestep)] if 0 <= timestep < len(table) else timestep
+
     def predict_noise(self, latent: torch.Tensor, timestep: int, embeds: torch.Tensor) -> torch.Tensor:
         """Epsilon prediction ``(B, C, h, w)`` in float32 for a float32 latent at DDPM ``timestep``."""
         with self.active() as unet:
-            eps = unet(latent.to(self.dtype), timestep, encoder_hidden_states=embeds).sample
+            eps = unet(latent.to(self.dtype), self.timestep(timestep), encoder_hidden_states=embeds).sample
         return eps.float()
 
     # ------------------------------------------------------------------------------------ VAE
@@ -255,6 +268,13 @@ class DragModel:
                 f"The model `{self.name}` has no VAE; in ComfyUI use VAE Encode / VAE Decode nodes."
             )
         return self.vae
+
+
+@functools.lru_cache(maxsize=8)
+def _timestep_table(device: torch.device, count: int) -> torch.Tensor:
+    """``arange(count)`` on ``device``, made once (outside inference mode: ComfyUI runs nodes inside it)."""
+    with torch.inference_mode(False):
+        return torch.arange(count, device=device)
 
 
 # ------------------------------------------------------------------------------------ loading

@@ -7,8 +7,18 @@ import json
 import logging
 import sys
 
+from ..core.errors import DragKitError
+
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except DragKitError as error:  # a wrong input or choice: say so, no traceback
+        print(f"dragkit: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="dragkit", description="DragKit command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="drag a shape in a synthetic scene with the embedded toy model")
@@ -18,9 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--model", default=None, help="a toy-model folder written by scripts/train_toy_model.py "
                       "(default: the embedded one)")
     bench = sub.add_parser("bench", help="benchmarks: `toy` (does the shape move?), `speed` (seconds, memory), "
-                           "`session` (20 LoRAs in a row: does a UNet call slow down or memory grow?) or `warp` "
-                           "(milliseconds of a region warp at 512 and 1024 px)")
-    bench.add_argument("suite", choices=("toy", "speed", "session", "warp"))
+                           "`session` (20 LoRAs in a row: does a UNet call slow down or memory grow?), `warp` "
+                           "(milliseconds of a region warp at 512 and 1024 px) or `syncs` (GPU only: host waits per "
+                           "step of each loop)")
+    bench.add_argument("suite", choices=("toy", "speed", "session", "warp", "syncs"))
     bench.add_argument("--methods", default=None, help="toy: comma-separated methods (default: all)")
     bench.add_argument("--cases", type=int, default=48, help="toy: number of held-out scenes (48)")
     bench.add_argument("--model", default=None, help="toy: a model folder written by scripts/train_toy_model.py "
@@ -54,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         print(speed_bench.speed_table(report))
         if "peak_rss_mb" in report:
             print(f"peak resident memory of the run: {report['peak_rss_mb']:.0f} MB")
+        speed_bench.write_json(args.json, report)
+        return 0
+    if args.suite == "syncs":
+        from . import speed as speed_bench
+
+        report = speed_bench.sync_audit(args.arch or "sd15", args.device)
+        for name, row in report["loops"].items():
+            print(f"{name:>16}: {row['waits_per_step']:.2f} waits per step (waits at {report['lengths']}: {row['waits']})")
         speed_bench.write_json(args.json, report)
         return 0
     if args.suite == "warp":

@@ -19,6 +19,7 @@ import os
 import resource
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -295,6 +296,68 @@ def speed(arch: str = "tiny", device: str | None = None, variants: Iterable[str]
     if device.type != "cuda":
         report["peak_rss_mb"] = _peak_memory_mb(device)
     return report
+
+
+# Loop lengths the sync audit compares: the waits per extra step are what a loop adds per step.
+SYNC_AUDIT_LENGTHS = (4, 8)
+
+
+def sync_audit(arch: str = "sd15", device: str | None = None) -> dict:
+    """Host waits per step of each loop on a GPU, counted by CUDA's sync debug mode (it warns at every
+    operation that makes the host wait for the GPU, in DragKit, diffusers or torch alike).
+
+    Each loop runs at the two lengths of :data:`SYNC_AUDIT_LENGTHS`; the difference in waits over the
+    difference in steps is the waits per step (0 is the goal; the drag's stop check every
+    :data:`..core.drag.GPU_STOP_CHECK_EVERY` steps gives 0.25). On the CPU,
+    ``tests/test_host_sync.py`` counts DragKit's own reads instead.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type != "cuda":
+        raise DragKitInputError("`dragkit bench syncs` needs a CUDA device: it counts waits with CUDA's sync "
+                                "debug mode. On the CPU, tests/test_host_sync.py counts DragKit's own reads.")
+    loops = audit_loops(*random_model(arch, device))
+    report = {"arch": arch, "environment": environment(device), "lengths": SYNC_AUDIT_LENGTHS, "loops": {}}
+    for name, run in loops.items():
+        run(SYNC_AUDIT_LENGTHS[0])  # warm-up
+        counts = []
+        for length in SYNC_AUDIT_LENGTHS:
+            torch.cuda.synchronize(device)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    run(length)
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+            counts.append(sum("synchronizing" in str(w.message) for w in caught))
+        extra = SYNC_AUDIT_LENGTHS[1] - SYNC_AUDIT_LENGTHS[0]
+        report["loops"][name] = {"waits": counts, "waits_per_step": (counts[1] - counts[0]) / extra}
+    return report
+
+
+def audit_loops(model: DragModel, size: int) -> dict[str, Callable[[int], object]]:
+    """The loops :func:`sync_audit` counts, each a function of its length (steps, rounds)."""
+    device = model.device
+    latent = torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(0)).to(device)
+    points = DragPoints.from_pairs((size, size), [((size * 0.3, size * 0.5), (size * 0.6, size * 0.5))])
+    mask = torch.zeros(size, size)
+    mask[size // 4: 3 * size // 4, size // 8: 7 * size // 8] = 1
+    seeds = itertools.count(1)
+    deep = ddim_invert(model, latent, num_steps=50, strength=0.7)
+    drag = full_schedule(METHODS["dragdiffusion"].for_model(METHODS["dragdiffusion"].preset(), model))
+    aldd = full_schedule(METHODS["gooddrag"].for_model(METHODS["gooddrag"].preset(), model))
+    guided = METHODS["diffeditor"].for_model(METHODS["diffeditor"].preset(), model)
+    loops = {
+        "lora": lambda n: train_lora(model, latent, None, LoraTrainingConfig(steps=n, seed=next(seeds))),
+        "inversion": lambda n: ddim_invert(model, latent, num_steps=n, strength=1.0),
+        "drag": lambda n: drag_latent(model, deep, points, mask, dataclasses.replace(drag, max_steps=n)),
+        "inversion_and_sampling": lambda n: reference_sample(model, ddim_invert(model, latent, num_steps=n, strength=1.0)),
+        "gooddrag_rounds": lambda n: METHODS["gooddrag"].edit(model, deep, points, mask, dataclasses.replace(
+            aldd, drag_steps=1, rounds=n, steps_per_round=1)),
+        "inversion_and_diffeditor": lambda n: METHODS["diffeditor"].edit(
+            model, ddim_invert(model, latent, num_steps=n, strength=1.0), points, mask, guided),
+    }
+    return loops
 
 
 def speed_table(report: dict) -> str:

@@ -5,7 +5,10 @@
 # one process, then the compiled blocks in a second. Aimed at under 5 minutes on an H100/H200-class
 # card so it can be run twice in a 15-minute lease.
 #
-# Writes $OUT/speed_sd15.json, $OUT/speed_sd15_compiled.json, $OUT/env.txt and $OUT/log.
+# First `dragkit bench syncs` counts the host waits per step of each loop (CUDA's sync debug mode);
+# a failure there shows in seconds, before the timings.
+#
+# Writes $OUT/syncs.json, $OUT/speed_sd15.json, $OUT/speed_sd15_compiled.json, $OUT/env.txt and $OUT/log.
 #
 # A machine with torch and peft but without diffusers or kornia gets them as wheels carried in .whl
 # (ignored by git), made where pip can reach an index:
@@ -46,7 +49,11 @@ bench() {
     "$PYTHON" -m dragkit.evaluation.cli bench speed --arch "$ARCH" --device "$DEVICE" $QUICK "$@"
 }
 status=0
-bench --variants before,default,low_vram --json "$OUT/speed_${ARCH}.json" 2>&1 | tee "$OUT/log" || status=1
+if [ "$DEVICE" = cuda ]; then
+    "$PYTHON" -m dragkit.evaluation.cli bench syncs --arch "$ARCH" --device cuda --json "$OUT/syncs.json" 2>&1 \
+        | tee "$OUT/log" || status=1
+fi
+bench --variants before,default,low_vram --json "$OUT/speed_${ARCH}.json" 2>&1 | tee -a "$OUT/log" || status=1
 # Compiling changes the shared UNet for the rest of a process: its own process, after the others.
 bench --variants compiled --json "$OUT/speed_${ARCH}_compiled.json" 2>&1 | tee -a "$OUT/log" || status=1
 exit $status

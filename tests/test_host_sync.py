@@ -3,6 +3,9 @@
 Counted by :mod:`host_reads` on the CPU: each read there would be a wait for the GPU. The tests
 compare a loop's reads at two lengths, so a fixed cost per stage (the input checks, the final
 finite check, reading the distances once at the end) cancels and only per-step reads remain.
+The hook sees DragKit's own reads only, not copies to the device or waits inside torch, diffusers
+or kornia; two tests below cover the copies DragKit controls (timesteps, noise), and on a GPU
+``dragkit bench syncs`` counts every wait.
 """
 
 from __future__ import annotations
@@ -137,3 +140,32 @@ def test_noise_and_timesteps_are_drawn_on_the_models_device(setup, monkeypatch):
     seeded = [draw for draw in draws if draw[2] is not None]
     assert {name for name, _, _ in seeded} == {"randn", "randint"}
     assert all(device == model.device and generator == model.device for _, device, generator in seeded)
+
+
+def test_the_unet_gets_its_timestep_as_a_tensor_on_its_device(setup):
+    # A Python number would be copied to the device by diffusers at every call (a wait for the GPU).
+    model, inversion = setup
+    seen = []
+    handle = model.unet.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    try:
+        reference_sample(model, inversion)
+        drag_latent(model, inversion, POINTS, MASK, DragConfig(feature_layers=(1,), max_steps=2))
+    finally:
+        handle.remove()
+    assert seen and all(isinstance(t, torch.Tensor) and t.ndim == 0 and t.device == model.device for t in seen)
+    assert [int(t) for t in seen[: len(inversion.denoise_timesteps)]] == list(inversion.denoise_timesteps)
+
+
+def test_the_guidance_geometry_moves_to_the_device_whole():
+    from dragkit.core.guidance import DRAG_GUIDANCE, MOVE_GUIDANCE, drag_geometry, move_geometry
+
+    editable = torch.zeros(128, 128)
+    editable[32:96, 32:96] = 1
+    drag = drag_geometry(torch.tensor([[40.0, 64.0]]), torch.tensor([[72.0, 64.0]]), editable, (16, 16), (128, 128),
+                         DRAG_GUIDANCE)
+    move = move_geometry(editable, (20.0, 0.0), 1.0, (16, 16), MOVE_GUIDANCE)
+    for geometry in (drag, move):
+        moved = geometry.to("meta")
+        tensors = [value for value in vars(moved).values() if isinstance(value, torch.Tensor)]
+        assert len(tensors) >= 6 and all(t.device.type == "meta" for t in tensors)
+        assert moved.mode == geometry.mode and moved.pulls_background == geometry.pulls_background

@@ -58,3 +58,17 @@ def test_the_gpu_script_asks_for_known_variants():
     subprocess.run(["bash", "-n", str(script)], check=True)
     asked = {name for group in re.findall(r"--variants (\S+)", script.read_text()) for name in group.split(",")}
     assert asked and asked <= set(VARIANTS)
+
+
+def test_the_sync_audit_loops_run_and_the_audit_asks_for_a_gpu(capsys):
+    from dragkit.evaluation.speed import audit_loops, random_model
+
+    import torch
+
+    loops = audit_loops(*random_model("tiny", torch.device("cpu")))
+    assert set(loops) == {"lora", "inversion", "drag", "inversion_and_sampling", "gooddrag_rounds",
+                          "inversion_and_diffeditor"}
+    for run in loops.values():
+        run(2)
+    assert cli.main(["bench", "syncs", "--arch", "tiny", "--device", "cpu"]) == 2
+    assert "needs a CUDA device" in capsys.readouterr().err

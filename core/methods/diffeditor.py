@@ -166,7 +166,8 @@ def initial_latent(latent: torch.Tensor, geometry: EditGeometry, upsample: int) 
     latent_affine = (scale @ affine @ lift)[:2][None]
     moved = warp(latent, latent_affine)
     destination = warp(torch.ones_like(latent[:, :1]) * F.interpolate(
-        geometry.object_mask[None, None].float(), size=(rows, cols), mode="nearest"), latent_affine, "nearest") > 0.5
+        geometry.object_mask[None, None].float(), size=(rows, cols), mode="nearest").to(latent),
+        latent_affine, "nearest") > 0.5
     return torch.where(destination, moved, out)
 
 
@@ -198,7 +199,8 @@ def regional_sde_sample(
     alphas = scheduler.alphas_cumprod.to(model.device)
     stride = scheduler.config.num_train_timesteps // inversion.num_steps
     timesteps = inversion.denoise_timesteps
-    region = (geometry.edit_region if geometry.sde_region is None else geometry.sde_region).to(model.device)
+    geometry = geometry.to(model.device)  # once: the guidance reads it at every step
+    region = geometry.edit_region if geometry.sde_region is None else geometry.sde_region
     generator = torch.Generator(model.device).manual_seed(config.seed)  # drawn where it is used
 
     bank = MemoryBankAttention("concat" if geometry.mode == "drag" else "replace", config.memory_bank_start)

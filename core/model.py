@@ -73,8 +73,9 @@ class DragModel:
         adapter_weights: a CPU copy of the adapter, to put it back if the bounded adapter cache
             evicted it (:mod:`.adapters`); ``None`` for the base bundle.
         low_vram: trade speed for GPU memory in every stage run on this bundle: gradient
-            checkpointing in the drag and the LoRA training, and the LoRA batch one copy at a time
-            (gradients accumulated). Results stay equal within float rounding.
+            checkpointing in the drag and the LoRA training, the LoRA batch one copy at a time
+            (gradients accumulated), and the VAE on the CPU except while it encodes or decodes.
+            Results stay equal within float rounding.
     """
 
     unet: UNet2DConditionModel
@@ -136,7 +137,10 @@ class DragModel:
         return self
 
     def with_low_vram(self, low_vram: bool = True) -> "DragModel":
-        """A new bundle over the same UNet with :attr:`low_vram` set."""
+        """A new bundle over the same UNet with :attr:`low_vram` set. Low-VRAM: the VAE (shared with
+        the other bundles over it) waits on the CPU and goes to the GPU only to encode or decode."""
+        if low_vram and self.vae is not None:
+            self.vae.to("cpu")
         return dataclasses.replace(self, low_vram=low_vram)
 
     def scheduler(self, num_steps: int):
@@ -249,7 +253,7 @@ class DragModel:
                 f"{height // self.vae_scale * self.vae_scale})."
             )
         check_finite(image, "image")
-        with torch.no_grad():
+        with torch.no_grad(), self._vae_on_device(vae):
             pixels = image.to(self.device, torch.float32) * 2 - 1
             mean = vae.encode(pixels).latent_dist.mean
         return mean.float() * self.latent_scale
@@ -258,9 +262,20 @@ class DragModel:
         """Scaled latent ``(B, C, h, w)`` -> image ``(B, 3, h*s, w*s)`` in [0, 1]."""
         vae = self._require_vae()
         self.check_latent(latent)
-        with torch.no_grad():
+        with torch.no_grad(), self._vae_on_device(vae):
             pixels = vae.decode(latent.to(self.device, torch.float32) / self.latent_scale).sample
         return ((pixels.float() + 1) / 2).clamp(0, 1)
+
+    @contextlib.contextmanager
+    def _vae_on_device(self, vae: AutoencoderKL) -> Iterator[None]:
+        """The VAE on the model's device inside; with :attr:`low_vram`, back on the CPU after (the
+        stages between encoding and decoding never use it)."""
+        vae.to(self.device)
+        try:
+            yield
+        finally:
+            if self.low_vram:
+                vae.to("cpu")
 
     def _require_vae(self) -> AutoencoderKL:
         if self.vae is None:

@@ -11,7 +11,8 @@ DIFFUSERS_PREFIX = "diffusers/"
 LOW_VRAM_INPUT = ("BOOLEAN", {"default": False, "tooltip": (
     "Less GPU memory, slower: every DragKit stage on this model recomputes activations in the backward "
     "pass (drag and LoRA), trains the LoRA one batch copy at a time, and first unloads ComfyUI's own "
-    "models from the GPU. Results stay equal within float rounding.")})
+    "models from the GPU; the model's own VAE waits on the CPU between encodes and decodes. Results stay "
+    "equal within float rounding.")})
 
 
 class DragKitModelLoader:

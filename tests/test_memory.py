@@ -102,3 +102,28 @@ def test_the_drag_computes_no_lora_gradients():
 def test_micro_batch_size_is_checked():
     with pytest.raises(ValueError, match="micro_batch_size"):
         LoraTrainingConfig(micro_batch_size=0)
+
+
+def test_low_vram_keeps_the_vae_off_the_gpu_between_uses(monkeypatch):
+    from dragkit.core.model import load_toy_model
+
+    model = load_toy_model()
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    latent = model.encode(image)
+    expected = model.decode(latent)
+    moves = []
+    original = type(model.vae).to
+
+    def to(module, *args, **kwargs):
+        moves.append(str(args[0]) if args else str(kwargs.get("device")))
+        return original(module, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.vae), "to", to)
+    low = model.with_low_vram()
+    assert moves == ["cpu"]  # parked at once
+    torch.testing.assert_close(low.encode(image), latent, rtol=0, atol=0)
+    torch.testing.assert_close(low.decode(latent), expected, rtol=0, atol=0)
+    assert moves == ["cpu", str(low.device), "cpu", str(low.device), "cpu"]  # in for each use, out after
+    moves.clear()
+    model.decode(latent)
+    assert moves == [str(model.device)]  # without low_vram it stays where it is

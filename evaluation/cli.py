@@ -60,7 +60,8 @@ def _main(argv: list[str] | None) -> int:
 
         arch = args.arch or ("sd15" if torch.cuda.is_available() else "tiny")
         settings = speed_bench.QUICK_SETTINGS if args.quick else speed_bench.SpeedSettings()
-        report = speed_bench.speed(arch, args.device, args.variants.split(","), settings)
+        report = speed_bench.speed(arch, args.device, args.variants.split(","), settings,
+                                   on_variant=lambda partial: speed_bench.write_json(args.json, partial))
         print(json.dumps({key: report[key] for key in ("arch", "image_size", "dtype", "environment")}))
         print(speed_bench.speed_table(report))
         if "peak_rss_mb" in report:

@@ -260,8 +260,11 @@ def environment(device: torch.device) -> dict:
 
 
 def speed(arch: str = "tiny", device: str | None = None, variants: Iterable[str] = ("default",),
-          settings: SpeedSettings = SpeedSettings()) -> dict:
+          settings: SpeedSettings = SpeedSettings(), on_variant: Callable[[dict], None] | None = None) -> dict:
     """Seconds and peak memory of every stage, for each variant, on random weights.
+
+    ``on_variant(report)`` runs after each variant with the report so far (the CLI writes its JSON
+    then, so a run stopped by a time limit keeps the variants it finished).
 
     Each variant first runs every stage at :data:`QUICK_SETTINGS` (the warm-up: memory pools,
     kernel choices, and for compiled variants the compilation, reported as ``warm_up``), then at
@@ -293,6 +296,8 @@ def speed(arch: str = "tiny", device: str | None = None, variants: Iterable[str]
         stages.rows["warm_up"] = {"seconds": time.perf_counter() - seconds}
         _run_stages(model, size, variant, settings, stages, seeds)
         report["variants"][name] = {"options": dataclasses.asdict(variant), "stages": stages.rows}
+        if on_variant is not None:
+            on_variant(report)
     if device.type != "cuda":
         report["peak_rss_mb"] = _peak_memory_mb(device)
     return report
